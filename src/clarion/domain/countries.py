@@ -1,0 +1,54 @@
+"""Countries (ISO 3166-1 alpha-2) and their time zones, from the IANA tables that tzdata ships."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from .errors import FieldError
+
+# Common names and codes that are not the ISO name in iso3166.tab.
+_ALIASES = {"UK": "GB", "USA": "US", "UNITED STATES OF AMERICA": "US", "GREAT BRITAIN": "GB",
+            "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB", "HOLLAND": "NL", "SOUTH KOREA": "KR",
+            "RUSSIA": "RU", "VIETNAM": "VN", "IRAN": "IR", "SYRIA": "SY", "CZECHIA": "CZ"}
+
+
+def _tab(name: str) -> list[list[str]]:
+    text = resources.files("tzdata").joinpath("zoneinfo", name).read_text(encoding="utf-8")
+    return [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+@lru_cache(maxsize=1)
+def country_names() -> dict[str, str]:
+    return {row[0]: row[1] for row in _tab("iso3166.tab")}
+
+
+@lru_cache(maxsize=1)
+def _names_to_codes() -> dict[str, str]:
+    table = {name.upper(): code for code, name in country_names().items()}
+    table.update(_ALIASES)
+    return table
+
+
+@lru_cache(maxsize=1)
+def zones_by_country() -> dict[str, tuple[str, ...]]:
+    zones: dict[str, list[str]] = {}
+    for row in _tab("zone.tab"):  # code, coordinates, zone[, comment]
+        zones.setdefault(row[0], []).append(row[2])
+    return {code: tuple(names) for code, names in zones.items()}
+
+
+def normalize_country(raw: str) -> str:
+    """An alpha-2 code from a code (any case) or an English name ("France", "United Kingdom")."""
+    text = str(raw).strip().upper()
+    if text in country_names():
+        return text
+    code = _names_to_codes().get(text)
+    if code is None:
+        raise FieldError("country", f"{raw!r} is not an ISO 3166-1 country code or name")
+    return code
+
+
+def single_zone_of_country(code: str) -> str | None:
+    zones = zones_by_country().get(code.upper(), ())
+    return zones[0] if len(zones) == 1 else None

@@ -1,0 +1,114 @@
+"""Events: the Segment e-commerce names Clarion treats as first-class, and purchase extraction."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import FieldError
+
+# Segment E-commerce spec v2 event names. Later issues trigger journeys on these.
+ORDER_COMPLETED = "Order Completed"
+PRODUCT_VIEWED = "Product Viewed"
+PRODUCT_ADDED = "Product Added"
+PRODUCT_REMOVED = "Product Removed"
+CART_VIEWED = "Cart Viewed"
+CHECKOUT_STARTED = "Checkout Started"
+ORDER_REFUNDED = "Order Refunded"
+COMMERCE_EVENTS = frozenset({ORDER_COMPLETED, PRODUCT_VIEWED, PRODUCT_ADDED, PRODUCT_REMOVED,
+                             CART_VIEWED, CHECKOUT_STARTED, ORDER_REFUNDED})
+MAX_EVENT_NAME = 200  # characters, the column width
+
+
+@dataclass(frozen=True)
+class Purchase:
+    order_id: str | None
+    revenue: float | None
+    currency: str | None
+
+
+@dataclass
+class EventInput:
+    """One event to ingest. ``contact_id`` is filled in by the service once the sender is resolved."""
+
+    name: str
+    message_id: str
+    occurred_at: datetime
+    received_at: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+    contact_id: int | None = None
+
+    def purchase(self) -> Purchase:
+        return purchase_of(self.name, self.properties)
+
+
+def check_event_name(raw: Any) -> str:
+    name = str(raw or "").strip()
+    if not name:
+        raise FieldError("event", "an event name is required")
+    if len(name) > MAX_EVENT_NAME:
+        raise FieldError("event", f"longer than {MAX_EVENT_NAME} characters")
+    return name
+
+
+def parse_timestamp(raw: Any, field_name: str = "timestamp") -> datetime:
+    """ISO 8601 with an offset (``Z`` accepted). A time without an offset is taken as UTC."""
+    if isinstance(raw, datetime):
+        value = raw
+    else:
+        text = str(raw).strip()
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise FieldError(field_name, f"{text!r} is not an ISO 8601 time") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _number(raw: Any, name: str) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise FieldError(f"properties.{name}", f"{raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise FieldError(f"properties.{name}", "must be a finite number")
+    return value
+
+
+def purchase_of(name: str, properties: Mapping[str, Any]) -> Purchase:
+    """Order id, revenue and currency of an ``Order Completed`` event (empty for other events).
+
+    Revenue is ``revenue``, else ``total``, else the sum of ``products[].price * quantity``,
+    following Segment's e-commerce spec.
+    """
+    if name != ORDER_COMPLETED:
+        return Purchase(None, None, None)
+    revenue = _number(properties.get("revenue"), "revenue")
+    if revenue is None:
+        revenue = _number(properties.get("total"), "total")
+    if revenue is None:
+        revenue = _products_total(properties.get("products"))
+    currency = properties.get("currency")
+    if currency is not None:
+        currency = str(currency).strip().upper()
+        if len(currency) != 3 or not currency.isalpha():
+            raise FieldError("properties.currency", f"{currency!r} is not an ISO 4217 code")
+    order_id = properties.get("order_id", properties.get("orderId"))
+    return Purchase(str(order_id) if order_id is not None else None, revenue, currency)
+
+
+def _products_total(products: Any) -> float | None:
+    if not isinstance(products, list) or not products:
+        return None
+    total = 0.0
+    for index, item in enumerate(products):
+        if not isinstance(item, Mapping):
+            raise FieldError(f"properties.products[{index}]", "must be an object")
+        price = _number(item.get("price"), f"products[{index}].price") or 0.0
+        quantity = _number(item.get("quantity", 1), f"products[{index}].quantity") or 0.0
+        total += price * quantity
+    return round(total, 2)

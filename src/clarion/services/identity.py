@@ -1,0 +1,143 @@
+"""Finding, creating and merging contacts by their identifiers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, select, update
+
+from ..domain.errors import Conflict, Erased, FieldError
+from ..store.schema import (
+    consent_ledger,
+    consents,
+    contacts,
+    devices,
+    erasure_tombstones,
+    events,
+    identities,
+)
+from .hashing import identity_hash
+
+# Which identifier decides who a person is, strongest first.
+PRECEDENCE = ("external_id", "email", "phone", "anonymous_id")
+
+
+@dataclass(frozen=True)
+class Identifiers:
+    external_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    anonymous_id: str | None = None
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(kind, getattr(self, kind)) for kind in PRECEDENCE if getattr(self, kind)]
+
+    def require_any(self) -> None:
+        if not self.pairs():
+            raise FieldError("userId", "one of userId, anonymousId, email or phone is required")
+
+
+def owners(conn: Connection, ids: Identifiers) -> dict[str, int]:
+    """{kind: contact_id} for the identifiers already known."""
+    found: dict[str, int] = {}
+    for kind, value in ids.pairs():
+        row = conn.execute(
+            select(identities.c.contact_id).where(identities.c.kind == kind, identities.c.value == value)
+        ).first()
+        if row:
+            found[kind] = row.contact_id
+    return found
+
+
+def check_not_erased(conn: Connection, salt: str, ids: Identifiers) -> None:
+    hashes = [identity_hash(salt, kind, value) for kind, value in ids.pairs()]
+    if not hashes:
+        return
+    hit = conn.execute(
+        select(erasure_tombstones.c.identity_hash).where(erasure_tombstones.c.identity_hash.in_(hashes))
+    ).first()
+    if hit:
+        raise Erased("this contact was erased on request and may not be re-created")
+
+
+def choose_primary(conn: Connection, ids: Identifiers, found: dict[str, int]) -> tuple[int, list[int]]:
+    """The contact that wins, and the others to merge into it.
+
+    Only profiles without an external id (anonymous or address-only) are merged; two profiles
+    that both carry an external id are two people, and the request is refused.
+    """
+    primary = next(found[kind] for kind in PRECEDENCE if kind in found)
+    others = sorted({cid for cid in found.values() if cid != primary})
+    for other in others:
+        row = conn.execute(select(contacts.c.external_id).where(contacts.c.id == other)).one()
+        if row.external_id is not None:
+            kind = next(k for k, cid in found.items() if cid == other)
+            raise Conflict(f"{kind} {getattr(ids, kind)!r} belongs to another contact "
+                           f"(external id {row.external_id!r})")
+    return primary, others
+
+
+def attach(conn: Connection, contact_id: int, ids: Identifiers, now) -> None:
+    """Record identifiers for a contact. Email and phone are single-valued: a new one replaces the old."""
+    for kind, value in ids.pairs():
+        exists = conn.execute(
+            select(identities.c.contact_id).where(identities.c.kind == kind, identities.c.value == value)
+        ).first()
+        if exists:
+            continue
+        if kind in ("email", "phone", "external_id"):
+            conn.execute(delete(identities).where(identities.c.contact_id == contact_id,
+                                                  identities.c.kind == kind))
+        conn.execute(identities.insert().values(contact_id=contact_id, kind=kind, value=value,
+                                                created_at=now))
+
+
+def merge_into(conn: Connection, primary: int, other: int) -> None:
+    """Move everything of ``other`` to ``primary`` and delete ``other``. Aggregates are rebuilt by the caller."""
+    for table in (events, devices, consent_ledger):
+        conn.execute(update(table).where(table.c.contact_id == other).values(contact_id=primary))
+    _move_identities(conn, primary, other)
+    _move_consents(conn, primary, other)
+    _fill_missing_profile_fields(conn, primary, other)
+    conn.execute(delete(contacts).where(contacts.c.id == other))
+
+
+def _move_identities(conn: Connection, primary: int, other: int) -> None:
+    held = {r.kind for r in conn.execute(select(identities.c.kind).where(identities.c.contact_id == primary))}
+    for row in conn.execute(select(identities).where(identities.c.contact_id == other)).all():
+        if row.kind in ("email", "phone", "external_id") and row.kind in held:
+            continue  # the primary's own address wins; the other's is dropped with it
+        conn.execute(update(identities).where(identities.c.id == row.id).values(contact_id=primary))
+
+
+def _move_consents(conn: Connection, primary: int, other: int) -> None:
+    """Keep, per channel and topic, whichever state was set most recently."""
+    mine = {(r.channel, r.topic): r for r in conn.execute(select(consents).where(consents.c.contact_id == primary))}
+    for row in conn.execute(select(consents).where(consents.c.contact_id == other)).all():
+        key = (row.channel, row.topic)
+        current = mine.get(key)
+        if current is not None and current.updated_at >= row.updated_at:
+            continue
+        if current is not None:
+            conn.execute(delete(consents).where(consents.c.contact_id == primary,
+                                                consents.c.channel == row.channel, consents.c.topic == row.topic))
+        conn.execute(consents.insert().values({**row._mapping, "contact_id": primary}))
+    conn.execute(delete(consents).where(consents.c.contact_id == other))
+
+
+_MERGEABLE = ("email", "phone", "first_name", "last_name", "locale", "country", "region", "city",
+              "latitude", "longitude", "birthday", "anniversary")
+
+
+def _fill_missing_profile_fields(conn: Connection, primary: int, other: int) -> None:
+    a = conn.execute(select(contacts).where(contacts.c.id == primary)).one()._mapping
+    b = conn.execute(select(contacts).where(contacts.c.id == other)).one()._mapping
+    values = {name: b[name] for name in _MERGEABLE if a[name] is None and b[name] is not None}
+    attributes = {**b["attributes"], **a["attributes"]}
+    custom_dates = {**b["custom_dates"], **a["custom_dates"]}
+    if attributes != a["attributes"]:
+        values["attributes"] = attributes
+    if custom_dates != a["custom_dates"]:
+        values["custom_dates"] = custom_dates
+    if values:
+        conn.execute(update(contacts).where(contacts.c.id == primary).values(**values))

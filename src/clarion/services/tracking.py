@@ -1,0 +1,59 @@
+"""The ingestion use cases behind /v1 (Segment shapes), the REST API and the importers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ..config import Settings
+from ..domain.events import EventInput
+from ..domain.traits import parse_traits
+from .contacts import ContactService
+from .events import EventService, IngestResult
+from .identity import Identifiers
+
+
+@dataclass
+class IdentifyCall:
+    ids: Identifiers
+    traits: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrackCall:
+    ids: Identifiers
+    event: str
+    message_id: str
+    occurred_at: datetime
+    received_at: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+class TrackingService:
+    def __init__(self, settings: Settings, contacts: ContactService, events: EventService) -> None:
+        self.settings = settings
+        self.contacts = contacts
+        self.events = events
+
+    def identify(self, conn: Connection, call: IdentifyCall) -> int:
+        """Create or update the contact; unknown traits become custom attributes."""
+        patch = parse_traits(call.traits, default_region=self.settings.default_phone_region)
+        return self.contacts.identify(conn, call.ids, patch)
+
+    def track(self, conn: Connection, calls: Sequence[TrackCall]) -> IngestResult:
+        """Resolve (or create) each sender, then store the events in one idempotent batch."""
+        distinct = list(dict.fromkeys(call.ids for call in calls))
+        for ids in distinct:
+            self.contacts.resolve(conn, ids)
+        # Resolved again once all are known: a later call may have merged an earlier sender
+        # (an anonymous visitor who logged in within the same batch).
+        resolved = {ids: self.contacts.resolve(conn, ids) for ids in distinct}
+        items = []
+        for call in calls:
+            items.append(EventInput(call.event, call.message_id, call.occurred_at, call.received_at,
+                                    dict(call.properties), resolved[call.ids]))
+        return self.events.ingest(conn, items)

@@ -1,0 +1,68 @@
+"""Column types that behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, BigInteger, DateTime, Integer
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
+from sqlalchemy.types import TypeDecorator
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias), never a BIGINT one.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# JSONB on PostgreSQL so later segment queries can index into documents; JSON text on SQLite.
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no time zone type, so values are stored as naive
+    UTC text, which also keeps their lexical order equal to their time order.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: Clarion stores only aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class greatest(GenericFunction):  # noqa: N801 - SQL function name
+    """The larger of two values, ignoring NULL (PostgreSQL's GREATEST; SQLite's scalar MAX)."""
+
+    inherit_cache = True
+
+
+class least(GenericFunction):  # noqa: N801 - SQL function name
+    """The smaller of two values, ignoring NULL (PostgreSQL's LEAST; SQLite's scalar MIN)."""
+
+    inherit_cache = True
+
+
+@compiles(greatest, "sqlite")
+def _greatest_sqlite(element, compiler, **kw) -> str:
+    a, b = (compiler.process(arg, **kw) for arg in element.clauses)
+    # SQLite's scalar max() returns NULL if any argument is NULL; PostgreSQL's GREATEST ignores it.
+    return f"max(coalesce({a}, {b}), coalesce({b}, {a}))"
+
+
+@compiles(least, "sqlite")
+def _least_sqlite(element, compiler, **kw) -> str:
+    a, b = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"min(coalesce({a}, {b}), coalesce({b}, {a}))"
