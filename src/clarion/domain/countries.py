@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
+from zoneinfo import ZoneInfo
 
 from .errors import FieldError
 
 # Common names and codes that are not the ISO name in iso3166.tab.
-_ALIASES = {"UK": "GB", "USA": "US", "UNITED STATES OF AMERICA": "US", "GREAT BRITAIN": "GB",
+_ALIASES = {"UK": "GB", "UNITED KINGDOM": "GB", "BRITAIN": "GB", "USA": "US", "UNITED STATES OF AMERICA": "US", "GREAT BRITAIN": "GB",
             "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB", "HOLLAND": "NL", "SOUTH KOREA": "KR",
             "RUSSIA": "RU", "VIETNAM": "VN", "IRAN": "IR", "SYRIA": "SY", "CZECHIA": "CZ"}
 
@@ -49,6 +51,18 @@ def normalize_country(raw: str) -> str:
     return code
 
 
+@lru_cache(maxsize=512)
 def single_zone_of_country(code: str) -> str | None:
+    """The country's zone when all its zones keep the same clock (Germany: Berlin and Büsingen).
+
+    Zones count as one when their UTC offsets agree in mid-January and mid-July of this year,
+    so both standard and summer time match. The first zone listed in zone.tab is returned: it is
+    the principal one ("most of Germany").
+    """
     zones = zones_by_country().get(code.upper(), ())
-    return zones[0] if len(zones) == 1 else None
+    if not zones:
+        return None
+    year = datetime.now(UTC).year
+    instants = (datetime(year, 1, 15, 12, tzinfo=UTC), datetime(year, 7, 15, 12, tzinfo=UTC))
+    clocks = {tuple(t.astimezone(ZoneInfo(z)).utcoffset() for t in instants) for z in zones}
+    return zones[0] if len(clocks) == 1 else None
