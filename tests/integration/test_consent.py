@@ -51,8 +51,10 @@ def test_double_opt_in_topic_waits_for_confirmation(app, ana):
 
 def test_unknown_topic_and_proof_fields_are_refused(app, ana):
     with app.store.write() as conn:
-        with pytest.raises(NotFound):
+        with pytest.raises(FieldError, match="unknown topic"):
             app.consent.record(conn, ana, Channel.EMAIL, ConsentStatus.OPTED_IN, topic="nope", source="api")
+        with pytest.raises(NotFound):
+            app.consent.record(conn, ana + 1, Channel.EMAIL, ConsentStatus.OPTED_IN, source="api")
         with pytest.raises(FieldError, match="proof"):
             app.consent.record(conn, ana, Channel.EMAIL, ConsentStatus.OPTED_IN, source="api",
                                proof={"favourite_colour": "blue"})

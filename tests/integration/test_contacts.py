@@ -114,3 +114,37 @@ def test_delete_removes_the_contact_and_its_events(app):
         assert app.events.list(conn)[0] == 0
         with pytest.raises(NotFound):
             app.contacts.delete(conn, cid)
+
+
+def test_a_shared_device_does_not_hand_one_person_s_profile_to_another(app):
+    with app.store.write() as conn:
+        # Given Alice identified on a shared tablet
+        alice = app.contacts.identify(conn, Identifiers(external_id="alice", anonymous_id="tablet"),
+                                      traits(email="alice@example.com"))
+        # When Bob logs in on the same tablet
+        bob = app.contacts.identify(conn, Identifiers(external_id="bob", anonymous_id="tablet"))
+        alice_profile, bob_profile = app.contacts.get(conn, alice), app.contacts.get(conn, bob)
+    # Then Bob is a new contact, Alice keeps her profile, and the tablet now points to Bob
+    assert bob != alice
+    assert (alice_profile["external_id"], alice_profile["email"]) == ("alice", "alice@example.com")
+    assert (bob_profile["external_id"], bob_profile["email"]) == ("bob", None)
+    with app.store.read() as conn:
+        assert app.contacts.find(conn, "anonymous_id", "tablet") == bob
+
+
+def test_an_address_of_a_known_person_cannot_be_claimed_by_a_new_user_id(app):
+    with app.store.write() as conn:
+        app.contacts.identify(conn, Identifiers(external_id="alice"), traits(email="alice@example.com"))
+    with pytest.raises(Conflict, match="belongs to another contact"):
+        with app.store.write() as conn:
+            app.contacts.identify(conn, Identifiers(external_id="mallory"), traits(email="alice@example.com"))
+    with app.store.read() as conn:
+        assert app.contacts.get(conn, app.contacts.find(conn, "email", "alice@example.com"))["external_id"] == "alice"
+
+
+def test_over_long_identifiers_are_refused_with_the_field(app):
+    from clarion.domain.errors import FieldError
+    with pytest.raises(FieldError) as err:
+        with app.store.write() as conn:
+            app.contacts.identify(conn, Identifiers(external_id="x" * 256))
+    assert err.value.field == "external_id"

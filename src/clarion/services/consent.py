@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 
 from ..domain.consent import ALL_TOPICS, Channel, ConsentStatus, SuppressionReason
 from ..domain.errors import Conflict, FieldError, NotFound
-from ..store.schema import consent_ledger, consents, suppressions, topics
+from ..store.schema import consent_ledger, consents, contacts, suppressions, topics
 from ..store.sql import insert_for
 from .clock import utcnow
 from .hashing import identity_hash
@@ -52,9 +52,13 @@ class ConsentService:
         state is kept in the ledger but does not overwrite the newer state.
         """
         proof = _clean_proof(proof or {})
+        if conn.execute(select(contacts.c.id).where(contacts.c.id == contact_id)).first() is None:
+            raise NotFound("contact", contact_id)
         if topic != ALL_TOPICS:
-            if self.topic(conn, topic)["double_opt_in"] and status == ConsentStatus.OPTED_IN \
-                    and not proof.get("confirmed_at"):
+            row = conn.execute(select(topics.c.double_opt_in).where(topics.c.key == topic)).first()
+            if row is None:
+                raise FieldError("topic", f"unknown topic {topic!r}; create it first")
+            if row.double_opt_in and status == ConsentStatus.OPTED_IN and not proof.get("confirmed_at"):
                 status = ConsentStatus.PENDING_CONFIRMATION
         now = utcnow()
         occurred_at = occurred_at or now
@@ -109,6 +113,14 @@ class ConsentService:
         row = conn.execute(select(suppressions).where(
             suppressions.c.address_hash == identity_hash(self.hash_salt, kind, address))).first()
         return dict(row._mapping) if row else None
+
+    def list_suppressions(self, conn: Connection, *, kind: str | None = None, limit: int = 100,
+                          offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        where = [suppressions.c.kind == kind] if kind else []
+        total = conn.execute(select(func.count()).select_from(suppressions).where(*where)).scalar_one()
+        rows = conn.execute(select(suppressions).where(*where).order_by(suppressions.c.id)
+                            .limit(min(max(limit, 1), 1000)).offset(max(offset, 0)))
+        return total, [dict(r._mapping) for r in rows]
 
     def unsuppress(self, conn: Connection, kind: str, address: str) -> bool:
         """Lift a suppression; erasure tombstones cannot be lifted this way."""

@@ -13,7 +13,15 @@ from ..store.schema import contact_aggregates, contacts, identities
 from ..store.sql import escape_like
 from . import aggregates
 from .clock import utcnow
-from .identity import Identifiers, attach, check_not_erased, choose_primary, merge_into, owners
+from .identity import (
+    Identifiers,
+    attach,
+    check_not_erased,
+    choose_primary,
+    merge_into,
+    owners,
+    release_shared_device,
+)
 
 MAX_PAGE = 1000  # contacts per search page
 
@@ -31,7 +39,7 @@ class ContactService:
         patch = patch or ProfilePatch()
         ids = _with_patch_identifiers(ids, patch)
         ids.require_any()
-        found = owners(conn, ids)
+        found = release_shared_device(conn, ids, owners(conn, ids))
         now = utcnow()
         if not found:
             check_not_erased(conn, self.settings.hash_salt, ids)

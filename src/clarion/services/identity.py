@@ -20,6 +20,10 @@ from .hashing import identity_hash
 
 # Which identifier decides who a person is, strongest first.
 PRECEDENCE = ("external_id", "email", "phone", "anonymous_id")
+# Values per IN list: below SQLite's default limit of 999 bound parameters per statement.
+IN_CHUNK = 900
+# Characters, the widths of contacts.external_id and identities.value.
+MAX_IDENTIFIER = {"external_id": 255, "email": 320, "phone": 32, "anonymous_id": 320}
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class Identifiers:
     def require_any(self) -> None:
         if not self.pairs():
             raise FieldError("userId", "one of userId, anonymousId, email or phone is required")
+        for kind, value in self.pairs():
+            if len(value) > MAX_IDENTIFIER[kind]:
+                raise FieldError(kind, f"longer than {MAX_IDENTIFIER[kind]} characters")
 
 
 def owners(conn: Connection, ids: Identifiers) -> dict[str, int]:
@@ -60,6 +67,21 @@ def check_not_erased(conn: Connection, salt: str, ids: Identifiers) -> None:
         raise Erased("this contact was erased on request and may not be re-created")
 
 
+def release_shared_device(conn: Connection, ids: Identifiers, found: dict[str, int]) -> dict[str, int]:
+    """``found`` without an anonymous id that belongs to another known person.
+
+    An anonymous id names a device or browser, which people share: when someone else logs in on
+    it, that proves nothing about identity. The id then moves to the new person (see ``attach``)
+    and takes no part in choosing whose profile this is.
+    """
+    if not ids.external_id or "anonymous_id" not in found:
+        return found
+    holder = conn.execute(select(contacts.c.external_id).where(contacts.c.id == found["anonymous_id"])).scalar()
+    if holder is None or holder == ids.external_id:
+        return found
+    return {kind: cid for kind, cid in found.items() if kind != "anonymous_id"}
+
+
 def choose_primary(conn: Connection, ids: Identifiers, found: dict[str, int]) -> tuple[int, list[int]]:
     """The contact that wins, and the others to merge into it.
 
@@ -67,6 +89,11 @@ def choose_primary(conn: Connection, ids: Identifiers, found: dict[str, int]) ->
     that both carry an external id are two people, and the request is refused.
     """
     primary = next(found[kind] for kind in PRECEDENCE if kind in found)
+    if ids.external_id and "external_id" not in found:
+        holder = conn.execute(select(contacts.c.external_id).where(contacts.c.id == primary)).scalar()
+        if holder is not None:
+            kind = next(k for k in PRECEDENCE if k in found)
+            raise Conflict(f"{kind} {getattr(ids, kind)!r} belongs to another contact (external id {holder!r})")
     others = sorted({cid for cid in found.values() if cid != primary})
     for other in others:
         row = conn.execute(select(contacts.c.external_id).where(contacts.c.id == other)).one()
@@ -81,9 +108,16 @@ def attach(conn: Connection, contact_id: int, ids: Identifiers, now) -> None:
     """Record identifiers for a contact. Email and phone are single-valued: a new one replaces the old."""
     for kind, value in ids.pairs():
         exists = conn.execute(
-            select(identities.c.contact_id).where(identities.c.kind == kind, identities.c.value == value)
+            select(identities.c.id, identities.c.contact_id).where(identities.c.kind == kind,
+                                                                   identities.c.value == value)
         ).first()
+        if exists and exists.contact_id == contact_id:
+            continue
         if exists:
+            if kind != "anonymous_id":
+                raise Conflict(f"{kind} {value!r} belongs to another contact")
+            # A shared device: its anonymous id follows whoever identified on it last.
+            conn.execute(update(identities).where(identities.c.id == exists.id).values(contact_id=contact_id))
             continue
         if kind in ("email", "phone", "external_id"):
             conn.execute(delete(identities).where(identities.c.contact_id == contact_id,
@@ -141,3 +175,28 @@ def _fill_missing_profile_fields(conn: Connection, primary: int, other: int) -> 
         values["custom_dates"] = custom_dates
     if values:
         conn.execute(update(contacts).where(contacts.c.id == primary).values(**values))
+
+
+def owners_of_many(conn: Connection, many: list[Identifiers]) -> dict[tuple[str, str], int]:
+    """{(kind, value): contact_id} for all identifiers in ``many``, in one query per kind and chunk."""
+    wanted: dict[str, set[str]] = {}
+    for ids in many:
+        for kind, value in ids.pairs():
+            wanted.setdefault(kind, set()).add(value)
+    found: dict[tuple[str, str], int] = {}
+    for kind, values in wanted.items():
+        ordered = sorted(values)
+        for start in range(0, len(ordered), IN_CHUNK):
+            chunk = ordered[start:start + IN_CHUNK]
+            for row in conn.execute(select(identities.c.value, identities.c.contact_id).where(
+                    identities.c.kind == kind, identities.c.value.in_(chunk))):
+                found[(kind, row.value)] = row.contact_id
+    return found
+
+
+def settled_owner(ids: Identifiers, known: dict[tuple[str, str], int]) -> int | None:
+    """The contact when every identifier is known and all name the same one, else None."""
+    owners_found = {known.get(pair) for pair in ids.pairs()}
+    if len(owners_found) == 1 and None not in owners_found:
+        return owners_found.pop()
+    return None

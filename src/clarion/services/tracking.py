@@ -14,7 +14,7 @@ from ..domain.events import EventInput
 from ..domain.traits import parse_traits
 from .contacts import ContactService
 from .events import EventService, IngestResult
-from .identity import Identifiers
+from .identity import Identifiers, owners_of_many, settled_owner
 
 
 @dataclass
@@ -48,10 +48,16 @@ class TrackingService:
         """Resolve (or create) each sender, then store the events in one idempotent batch."""
         distinct = list(dict.fromkeys(call.ids for call in calls))
         for ids in distinct:
+            ids.require_any()
+        known = owners_of_many(conn, distinct)
+        unsettled = [ids for ids in distinct if settled_owner(ids, known) is None]
+        for ids in unsettled:
             self.contacts.resolve(conn, ids)
-        # Resolved again once all are known: a later call may have merged an earlier sender
-        # (an anonymous visitor who logged in within the same batch).
-        resolved = {ids: self.contacts.resolve(conn, ids) for ids in distinct}
+        if unsettled:
+            # Looked up again once all are known: a later call may have merged an earlier sender
+            # (an anonymous visitor who logged in within the same batch).
+            known = owners_of_many(conn, distinct)
+        resolved = {ids: settled_owner(ids, known) for ids in distinct}
         items = []
         for call in calls:
             items.append(EventInput(call.event, call.message_id, call.occurred_at, call.received_at,

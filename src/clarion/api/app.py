@@ -1,0 +1,42 @@
+"""The HTTP API's app factory. Nothing is built or connected at import time.
+
+Run it with ``uvicorn --factory`` around a function that builds a :class:`~clarion.bootstrap.Clarion`,
+or ``clarion serve``. The caller owns the ``Clarion`` and closes it.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from ..bootstrap import Clarion
+from . import consent, contacts, events, segment
+from .auth import KeyToucher
+from .errors import install_error_handlers
+
+DESCRIPTION = """
+Clarion's HTTP API.
+
+* **/v1** — Segment-compatible tracking (identify, track, page, screen, batch/import). Authenticate
+  with an `ingest` (or `admin`) key as the basic-auth user name and an empty password, as the
+  Segment SDKs do with their write key.
+* **/api** — the native REST API for contacts, events and consent. Authenticate with an `admin`
+  key: `Authorization: Bearer <key>`.
+
+Errors are JSON: `{"error": <code>, "message": ..., ...}`; an invalid field answers 422 with
+`field` and `reason`.
+"""
+
+
+def create_app(clarion: Clarion) -> FastAPI:
+    app = FastAPI(title="Clarion", version="0.1.0", description=DESCRIPTION, docs_url="/docs")
+    app.state.clarion = clarion
+    app.state.key_toucher = KeyToucher()
+    install_error_handlers(app)
+    for module in (segment, contacts, events, consent):
+        app.include_router(module.router)
+
+    @app.get("/health", tags=["Health"], summary="Liveness probe (no authentication)")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
