@@ -1,0 +1,106 @@
+"""Administration commands: ``db upgrade``, ``serve``, ``keys``, ``aggregates rebuild``, ``stats``."""
+
+from __future__ import annotations
+
+import typer
+
+from ..services import aggregates
+from ..services import stats as stats_service
+from ..services.keys import ApiKey
+from .output import JSON_OPTION, app_of, console, emit, key_values, table
+
+db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
+aggregates_app = typer.Typer(no_args_is_help=True, help="Per-contact aggregates.")
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Create or migrate the tables to the latest schema (Alembic)."""
+    app_of(ctx).migrate()
+    emit({"status": "ok", "revision": "head"}, as_json,
+         lambda: console.print("The database is at the latest schema."))
+
+
+def serve(
+    ctx: typer.Context,
+    host: str | None = typer.Option(None, "--host", help="Default: settings.api_host."),
+    port: int | None = typer.Option(None, "--port", help="Default: settings.api_port."),
+) -> None:
+    """Run the HTTP API (uvicorn)."""
+    clarion = app_of(ctx)
+    try:
+        import uvicorn
+
+        from ..api.app import create_app
+    except ImportError as exc:
+        raise typer.BadParameter(f"the API is not available ({exc}); install clarion[api]") from None
+    uvicorn.run(create_app(clarion), host=host or clarion.settings.api_host,
+                port=port or clarion.settings.api_port)
+
+
+def _key_dict(key: ApiKey) -> dict:
+    return {"id": key.id, "name": key.name, "prefix": key.prefix, "scope": key.scope,
+            "created_at": key.created_at, "last_used_at": key.last_used_at, "revoked_at": key.revoked_at}
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="What the key is for."),
+    scope: str = typer.Option("ingest", "--scope", help="ingest (tracking only) or admin."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create an API key and print its secret, which is shown only this once."""
+    clarion = app_of(ctx)
+    with clarion.store.write() as conn:
+        key, secret = clarion.keys.create(conn, name, scope)
+    data = {**_key_dict(key), "secret": secret}
+
+    def render() -> None:
+        console.print(f"Created key {key.id} ({key.scope}) [bold]{key.name}[/bold]. Its secret, shown only once:")
+        console.print(secret, markup=False, highlight=False, soft_wrap=True)
+
+    emit(data, as_json, render)
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List API keys (never their secrets)."""
+    clarion = app_of(ctx)
+    with clarion.store.read() as conn:
+        keys = [_key_dict(k) for k in clarion.keys.list(conn)]
+    emit(keys, as_json, lambda: console.print(table(
+        "API keys", ("id", "name", "prefix", "scope", "created", "last used", "revoked"),
+        ([k["id"], k["name"], k["prefix"], k["scope"], k["created_at"], k["last_used_at"], k["revoked_at"]]
+         for k in keys))))
+
+
+@keys_app.command("revoke")
+def keys_revoke(ctx: typer.Context, key_id: int = typer.Argument(...), as_json: bool = JSON_OPTION) -> None:
+    """Revoke an API key; requests with it are refused from now on."""
+    clarion = app_of(ctx)
+    with clarion.store.write() as conn:
+        key = _key_dict(clarion.keys.revoke(conn, key_id))
+    emit(key, as_json, lambda: console.print(f"Revoked key {key['id']} ({key['name']})."))
+
+
+@aggregates_app.command("rebuild")
+def aggregates_rebuild(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Recompute every contact's aggregates from the stored events."""
+    clarion = app_of(ctx)
+    with clarion.store.write() as conn:
+        aggregates.rebuild(conn)
+        figures = stats_service.totals(conn)
+    emit({"status": "ok", **figures}, as_json,
+         lambda: console.print(f"Rebuilt the aggregates from {figures['events']:,} events."))
+
+
+def stats(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Counts of contacts, events and orders, and the revenue."""
+    clarion = app_of(ctx)
+    with clarion.store.read() as conn:
+        figures = stats_service.totals(conn)
+    emit(figures, as_json, lambda: console.print(key_values("Clarion", {
+        "contacts": f"{figures['contacts']:,}", "events": f"{figures['events']:,}",
+        "orders": f"{figures['orders']:,}", "revenue": f"{figures['revenue']:,.2f}"})))

@@ -1,0 +1,74 @@
+"""``import contacts FILE`` and ``import events FILE``, with a progress bar over the bytes read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..services.import_mappings import parse_map_options
+from ..services.importer import Importer, ImportOptions, ImportResult
+from .output import JSON_OPTION, app_of, console, emit, err_console, key_values
+
+import_app = typer.Typer(no_args_is_help=True, help="Bulk import from CSV, JSON Lines or the CDNOW files.")
+
+FILE = typer.Argument(..., help="The file to import.")
+FORMAT = typer.Option(None, "--format", help="csv, jsonl or cdnow (default: from the extension).")
+MAP = typer.Option([], "--map", help="target=source, e.g. --map email=E-mail (repeatable).")
+MAPPING = typer.Option(None, "--mapping", help="A built-in mapping: cdnow.")
+KEEP = typer.Option(False, "--keep-unknown", help="Keep unknown columns (attributes / event properties).")
+REJECTS = typer.Option(None, "--reject-file", help="Where bad rows go (default ./<file>.<kind>.rejects.csv).")
+DELIMITER = typer.Option(None, "--delimiter", help="CSV delimiter (default ','; 'whitespace' splits on blanks).")
+BATCH = typer.Option(None, "--batch-size", min=1, help="Rows per transaction (default: settings).")
+
+
+@import_app.command("contacts")
+def import_contacts(ctx: typer.Context, file: Path = FILE,
+                    fmt: str | None = FORMAT, maps: list[str] = MAP, mapping: str | None = MAPPING,
+                    keep_unknown: bool = KEEP, reject_file: Path | None = REJECTS,
+                    delimiter: str | None = DELIMITER, batch_size: int | None = BATCH,
+                    as_json: bool = JSON_OPTION) -> None:
+    """Create or update contacts (found by external id, email or phone)."""
+    options = ImportOptions(fmt, mapping, parse_map_options(maps), keep_unknown, reject_file, delimiter, batch_size)
+    _run(ctx, "contacts", file, options, as_json)
+
+
+@import_app.command("events")
+def import_events(ctx: typer.Context, file: Path = FILE,
+                  fmt: str | None = FORMAT, maps: list[str] = MAP, mapping: str | None = MAPPING,
+                  keep_unknown: bool = KEEP, reject_file: Path | None = REJECTS,
+                  delimiter: str | None = DELIMITER, batch_size: int | None = BATCH,
+                  as_json: bool = JSON_OPTION) -> None:
+    """Store events (idempotent by message id); unknown senders become contacts."""
+    options = ImportOptions(fmt, mapping, parse_map_options(maps), keep_unknown, reject_file, delimiter, batch_size)
+    _run(ctx, "events", file, options, as_json)
+
+
+def _run(ctx: typer.Context, kind: str, file: Path, options: ImportOptions, as_json: bool) -> None:
+    clarion = app_of(ctx)
+    importer = Importer(clarion.settings, clarion.store, clarion.contacts)
+    run: Callable[..., ImportResult] = importer.import_contacts if kind == "contacts" else importer.import_events
+    if as_json:
+        result = run(file, options)
+    else:
+        with Progress(TextColumn(f"importing {kind}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                      console=err_console, transient=True) as bar:
+            task = bar.add_task(kind, total=file.stat().st_size if file.is_file() else None)
+            result = run(file, options, lambda done, total: bar.update(task, completed=done, total=total))
+    emit(result.as_dict(), as_json, lambda: _render(result))
+
+
+def _render(result: ImportResult) -> None:
+    if result.unknown_columns:
+        err_console.print(f"warning: ignored unknown columns (use --keep-unknown to keep them): "
+                          f"{', '.join(result.unknown_columns)}", markup=False, highlight=False)
+    console.print(key_values(f"Imported {result.kind} from {result.file}", {
+        "rows read": f"{result.rows_read:,}", "imported": f"{result.imported:,}",
+        "unchanged / duplicates": f"{result.unchanged:,}", "rejected": f"{result.rejected:,}",
+        "contacts created": f"{result.contacts_created:,}", "reject file": result.reject_file or "-",
+        "time": f"{result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s)"}))
+    if result.rejected:
+        err_console.print(f"{result.rejected:,} rows rejected; see {result.reject_file}", markup=False,
+                          highlight=False)

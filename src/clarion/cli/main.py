@@ -1,0 +1,46 @@
+"""The ``clarion`` command line (Typer + Rich).
+
+Every command takes ``--json``. Expected errors (bad input, unknown ids, a database without the
+Clarion tables) print one line to stderr and exit with status 1, without a traceback.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import admin, contacts, imports
+from .output import ClarionGroup, State
+
+app = typer.Typer(cls=ClarionGroup, no_args_is_help=True, add_completion=False,
+                  help="Clarion: self-hosted push-marketing engine.")
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    database_url: str | None = typer.Option(
+        None, "--database-url", envvar="CLARION_DATABASE_URL",
+        help="SQLAlchemy URL (sqlite:///file.db or postgresql+psycopg://...); default from the settings."),
+) -> None:
+    """Clarion: profiles, consent, events -> segments -> messages."""
+    cli_state = State(database_url)
+    ctx.obj = cli_state
+    ctx.call_on_close(cli_state.close)
+
+
+app.add_typer(admin.db_app, name="db")
+app.add_typer(imports.import_app, name="import")
+app.add_typer(contacts.contacts_app, name="contacts")
+app.add_typer(contacts.events_app, name="events")
+app.add_typer(admin.keys_app, name="keys")
+app.add_typer(admin.aggregates_app, name="aggregates")
+app.command("stats")(admin.stats)
+app.command("serve")(admin.serve)
+
+
+def run() -> None:
+    app(prog_name="clarion")
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,161 @@
+"""The demo: the real CDNOW purchases in a fresh SQLite database, then a summary.
+
+    python -m clarion.demo [--limit ROWS] [--db PATH] [--cdnow-dir DIR]
+
+One contact per CDNOW customer, with a synthetic but deterministic (seeded) profile: name, email,
+country, birthday and either coordinates or just a country, so time zones are resolved from
+coordinates, single-zone countries or the default. Each gets email consent (source ``import``,
+proof ``text_version``). Every purchase row becomes an ``Order Completed`` event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .bootstrap import Clarion
+from .config import Settings
+from .domain.consent import Channel, ConsentStatus
+from .services import stats
+from .services.import_mappings import cdnow_external_id
+from .services.importer import Importer, ImportOptions, ImportResult
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_CDNOW_DIR = REPO.parent / "shared" / "data" / "cdnow"
+CONSENT_TEXT_VERSION = "demo-newsletter-v1"
+FIRST = ["Ana", "Bruno", "Chloe", "Daniel", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Liam",
+         "Mei", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Will", "Yara"]
+LAST = ["Silva", "Smith", "Muller", "Dubois", "Rossi", "Tanaka", "Kowalski", "Garcia", "Okafor", "Jensen",
+        "Brown", "Novak", "Santos", "Khan", "Meyer", "Lopez"]
+# (country, coordinates or None): coordinates exercise the map look-up, None the country's zone.
+PLACES = [("US", (40.71, -74.01)), ("US", (41.88, -87.63)), ("US", (39.74, -104.99)), ("US", (34.05, -118.24)),
+          ("US", (40.71, -74.01)), ("CA", (43.65, -79.38)), ("CA", (49.28, -123.12)), ("GB", None),
+          ("DE", None), ("FR", None), ("NL", None), ("JP", None), ("IN", None), ("BR", (-23.55, -46.63)),
+          ("AU", (-33.87, 151.21)), ("AU", (-31.95, 115.86)), ("ES", (40.42, -3.70)), ("US", None)]
+
+
+def find_cdnow(explicit: str | None) -> Path:
+    directory = Path(explicit or os.environ.get("CLARION_CDNOW_DIR") or DEFAULT_CDNOW_DIR)
+    path = directory / "CDNOW_master.txt"
+    if not path.is_file():
+        raise SystemExit(f"CDNOW_master.txt not found in {directory} (use --cdnow-dir or CLARION_CDNOW_DIR)")
+    return path
+
+
+def slice_file(source: Path, target: Path, rows: int) -> Path:
+    """The header and the first ``rows`` purchase rows of a CDNOW file."""
+    with source.open("rb") as src, target.open("wb") as out:
+        for number, line in enumerate(src):
+            if number > rows:
+                break
+            out.write(line)
+    return target
+
+
+def customers_of(path: Path) -> list[str]:
+    seen: dict[str, None] = {}
+    with path.open(encoding="ascii") as handle:
+        for line in handle:
+            parts = line.split()
+            if parts and parts[0].isdigit():
+                seen.setdefault(cdnow_external_id(parts[0]), None)
+    return list(seen)
+
+
+def write_contacts(customers: list[str], target: Path, seed: int) -> Path:
+    rng = random.Random(seed)
+    with target.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["external_id", "email", "first_name", "last_name", "country", "latitude", "longitude",
+                         "birthday"])
+        for customer in customers:
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            country, point = rng.choice(PLACES)
+            lat, lng = point if point else ("", "")
+            birthday = date(1950, 1, 1) + timedelta(days=rng.randrange(365 * 54))
+            writer.writerow([customer, f"{first}.{last}.{customer}@example.com".lower(), first, last, country,
+                             lat, lng, birthday.isoformat()])
+    return target
+
+
+def record_consent(app: Clarion, batch_size: int = 5000) -> int:
+    from sqlalchemy import select
+
+    from .store.schema import contacts
+
+    with app.store.read() as conn:
+        ids = list(conn.execute(select(contacts.c.id).order_by(contacts.c.id)).scalars())
+    when = datetime(1997, 1, 1, tzinfo=UTC)
+    for start in range(0, len(ids), batch_size):
+        with app.store.write() as conn:
+            for contact_id in ids[start:start + batch_size]:
+                app.consent.record(conn, contact_id, Channel.EMAIL, ConsentStatus.OPTED_IN, source="import",
+                                   proof={"text_version": CONSENT_TEXT_VERSION}, occurred_at=when)
+    return len(ids)
+
+
+def run(cdnow: Path, db: Path, limit: int | None = None, seed: int = 1997) -> dict:
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    source = slice_file(cdnow, db.parent / "cdnow-slice.txt", limit) if limit else cdnow
+    app = Clarion.from_settings(Settings(database_url=f"sqlite:///{db}", _env_file=None))
+    try:
+        app.migrate()
+        importer = Importer(app.settings, app.store, app.contacts)
+        contacts_file = write_contacts(customers_of(source), db.parent / "demo-contacts.csv", seed)
+        rejects = db.parent / "rejects"
+        people = importer.import_contacts(contacts_file, ImportOptions(reject_file=rejects / "contacts.csv"))
+        orders = importer.import_events(source, ImportOptions(mapping="cdnow", reject_file=rejects / "events.csv"))
+        consented = record_consent(app)
+        with app.store.read() as conn:
+            return {"contacts_import": people, "events_import": orders, "consented": consented,
+                    "totals": stats.totals(conn), "top": stats.top_customers(conn, 10),
+                    "zones": stats.contacts_per_timezone(conn, 25), "database": str(db)}
+    finally:
+        app.close()
+
+
+def show(summary: dict, console: Console) -> None:
+    totals = summary["totals"]
+    orders: ImportResult = summary["events_import"]
+    console.print(f"[bold]Clarion demo[/bold] — {summary['database']}")
+    console.print(f"contacts {totals['contacts']:,}  orders {totals['orders']:,}  revenue ${totals['revenue']:,.2f}  "
+                  f"email consent {summary['consented']:,}  (events imported at {orders.rows_per_second:,.0f} rows/s)")
+    top = Table(title="Top 10 customers by revenue", title_justify="left")
+    for column in ("external id", "name", "country", "orders", "revenue"):
+        top.add_column(column)
+    for row in summary["top"]:
+        top.add_row(row["external_id"], f"{row['first_name']} {row['last_name']}", row["country"] or "",
+                    str(row["order_count"]), f"{row['revenue_total']:,.2f}")
+    console.print(top)
+    zones = Table(title="Contacts per time zone", title_justify="left")
+    zones.add_column("time zone")
+    zones.add_column("contacts", justify="right")
+    for row in summary["zones"]:
+        zones.add_row(row["timezone"], f"{row['contacts']:,}")
+    console.print(zones)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cdnow-dir", help="Directory of CDNOW_master.txt (or CLARION_CDNOW_DIR).")
+    parser.add_argument("--db", type=Path, default=Path("demo") / "clarion-demo.db")
+    parser.add_argument("--limit", type=int, help="Only the first N purchase rows.")
+    parser.add_argument("--seed", type=int, default=1997)
+    args = parser.parse_args(argv)
+    console = Console()
+    with console.status("Loading CDNOW purchases..."):
+        summary = run(find_cdnow(args.cdnow_dir), args.db, args.limit, args.seed)
+    show(summary, console)
+
+
+if __name__ == "__main__":
+    main()
