@@ -16,8 +16,9 @@ FIRST = ["Ana", "Bruno", "Chloé", "Dmitri", "Emma", "Farid", "Grace", "Hiro", "
          "Liam", "Mei", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera"]
 LAST = ["Silva", "Smith", "Müller", "Dubois", "Rossi", "Tanaka", "Kowalski", "García", "Okafor", "Jensen"]
 # (country, phone prefix and digits that make a valid mobile number in that country)
-# (country, a valid mobile number); the generator varies its last three digits.
-COUNTRIES = [("US", "+12125551234"), ("GB", "+447911123456"), ("FR", "+33612345678"), ("DE", "+4915112345678"),
+# (country, a valid mobile number); the generator replaces its last six digits with the contact's
+# number, so phones are unique up to a million contacts.
+COUNTRIES = [("US", "+12125551234"), ("GB", "+447400123456"), ("FR", "+33612345678"), ("DE", "+4915112345678"),
              ("BR", "+5511987654321"), ("JP", "+819012345678"), ("PT", "+351912345678"), ("IN", "+919876543210")]
 EVENT_NAMES = ["Product Viewed"] * 5 + ["Product Added"] * 2 + ["Order Completed"]
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -31,8 +32,8 @@ def _ascii(name: str) -> str:
     return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
 
 
-def _phone(rng: random.Random, valid_number: str) -> str:
-    return f"{valid_number[:-3]}{rng.randrange(1000):03d}"
+def _phone(index: int, valid_number: str) -> str:
+    return f"{valid_number[:-6]}{index % 1_000_000:06d}"
 
 
 def write_contacts(path: Path, count: int, seed: int = 7) -> Path:
@@ -45,7 +46,7 @@ def write_contacts(path: Path, count: int, seed: int = 7) -> Path:
             country, prefix = rng.choice(COUNTRIES)
             birthday = f"{rng.randint(1950, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
             lines.append(f"c{i},{_ascii(first)}.{_ascii(last)}.{i}@example.com,{first},{last},"
-                         f"{_phone(rng, prefix)},{country},{birthday}\n")
+                         f"{_phone(i, prefix)},{country},{birthday}\n")
             if len(lines) == 10_000:
                 out.writelines(lines)
                 lines.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, select, update
@@ -17,11 +18,10 @@ from ..store.schema import (
     identities,
 )
 from .hashing import identity_hash
+from .identity_bulk import owners_by_value
 
 # Which identifier decides who a person is, strongest first.
 PRECEDENCE = ("external_id", "email", "phone", "anonymous_id")
-# Values per IN list: below SQLite's default limit of 999 bound parameters per statement.
-IN_CHUNK = 900
 # Characters, the widths of contacts.external_id and identities.value.
 MAX_IDENTIFIER = {"external_id": 255, "email": 320, "phone": 32, "anonymous_id": 320}
 
@@ -177,22 +177,15 @@ def _fill_missing_profile_fields(conn: Connection, primary: int, other: int) -> 
         conn.execute(update(contacts).where(contacts.c.id == primary).values(**values))
 
 
-def owners_of_many(conn: Connection, many: list[Identifiers]) -> dict[tuple[str, str], int]:
-    """{(kind, value): contact_id} for all identifiers in ``many``, in one query per kind and chunk."""
+
+def owners_of_many(conn: Connection, many: Iterable[Identifiers]) -> dict[tuple[str, str], int]:
+    """{(kind, value): contact_id} for all identifiers in ``many``, one query per kind."""
     wanted: dict[str, set[str]] = {}
     for ids in many:
         for kind, value in ids.pairs():
             wanted.setdefault(kind, set()).add(value)
-    found: dict[tuple[str, str], int] = {}
-    for kind, values in wanted.items():
-        ordered = sorted(values)
-        for start in range(0, len(ordered), IN_CHUNK):
-            chunk = ordered[start:start + IN_CHUNK]
-            for row in conn.execute(select(identities.c.value, identities.c.contact_id).where(
-                    identities.c.kind == kind, identities.c.value.in_(chunk))):
-                found[(kind, row.value)] = row.contact_id
-    return found
-
+    return {(kind, value): contact_id for kind, values in wanted.items()
+            for value, contact_id in owners_by_value(conn, kind, values).items()}
 
 def settled_owner(ids: Identifiers, known: dict[tuple[str, str], int]) -> int | None:
     """The contact when every identifier is known and all name the same one, else None."""

@@ -1,4 +1,4 @@
-"""Set-based SQL for the importers: resolve identifiers, check tombstones, create contacts, stage events.
+"""Set-based SQL for the event importer: stage events, insert the new ones, fold them into the aggregates.
 
 Events go through a temporary staging table on both stores (PostgreSQL: filled with COPY; SQLite:
 ``executemany``). PostgreSQL then runs one statement: ``INSERT INTO events SELECT ... ON CONFLICT
@@ -9,113 +9,23 @@ SQLite first drops staged rows whose message id is stored, then inserts and aggr
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from ..domain.events import ORDER_COMPLETED
-from ..store.schema import contacts, erasure_tombstones, events, identities
-from .hashing import identity_hash
+from ..store.schema import events
 from .import_mappings import ParsedEvent
 
 # Page cache of an importing SQLite connection: the event indexes take random inserts (by contact),
 # and the default 2 MB cache turns each into a read. Counted in the importer's memory budget.
 SQLITE_CACHE_KIB = 192 * 1024
-IN_CHUNK = 900  # SQLite allows 999 bound parameters per statement by default
 
-_CONTACT_COLUMNS = ("external_id", "email", "phone", "first_name", "last_name", "locale", "timezone",
-                    "timezone_source", "country", "region", "city", "latitude", "longitude", "birthday",
-                    "anniversary", "custom_dates", "attributes", "created_at", "updated_at")
 _STAGE = "clarion_import_events"
 _NULL = "\\N"  # COPY's NULL
 _EVENT_COLUMNS = "contact_id, name, message_id, occurred_at, received_at, properties, order_id, revenue, currency"
-
-
-@contextmanager
-def unprepared(conn: Connection) -> Iterator[None]:
-    """No server-side prepared statements (psycopg prepares after 5 runs) while importing.
-
-    A generic plan made while the tables were small (a sequential scan of ``identities``) would
-    otherwise stick while the import makes them large.
-    """
-    driver = conn.connection.driver_connection
-    if conn.dialect.name != "postgresql" or not hasattr(driver, "prepare_threshold"):
-        yield
-        return
-    before = driver.prepare_threshold
-    driver.prepare_threshold = None
-    try:
-        yield
-    finally:
-        driver.prepare_threshold = before
-
-
-def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
-
-def owners_by_value(conn: Connection, kind: str, values: Iterable[str]) -> dict[str, int]:
-    """{value: contact_id} for the identifiers of one kind that are already known."""
-    found: dict[str, int] = {}
-    distinct = sorted(set(values))
-    if distinct and conn.dialect.name == "postgresql":  # one array parameter instead of IN lists
-        rows = conn.exec_driver_sql("SELECT value, contact_id FROM identities WHERE kind = %(kind)s "
-                                    "AND value = ANY(%(values)s)", {"kind": kind, "values": distinct})
-        return {value: contact_id for value, contact_id in rows}
-    for chunk in chunks(distinct):
-        rows = conn.execute(select(identities.c.value, identities.c.contact_id)
-                            .where(identities.c.kind == kind, identities.c.value.in_(chunk)))
-        found.update((value, contact_id) for value, contact_id in rows)
-    return found
-
-
-def erased_pairs(conn: Connection, salt: str, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The (kind, value) pairs that belong to an erased contact (matched by salted hash)."""
-    by_hash = {identity_hash(salt, kind, value): (kind, value) for kind, value in set(pairs)}
-    hits: set[tuple[str, str]] = set()
-    for chunk in chunks(sorted(by_hash)):
-        rows = conn.execute(select(erasure_tombstones.c.identity_hash)
-                            .where(erasure_tombstones.c.identity_hash.in_(chunk)))
-        hits.update(by_hash[h] for (h,) in rows)
-    return hits
-
-
-def create_contacts(conn: Connection, rows: list[dict[str, Any]], pairs: list[list[tuple[str, str]]],
-                    now: datetime) -> list[int]:
-    """Insert contacts (column dicts) and their identifiers; the new ids, in the rows' order.
-
-    Ids are allocated up front (PostgreSQL: from the sequence; SQLite: after the largest id, safe
-    because a write transaction holds the database lock), so a plain executemany suffices.
-    """
-    if not rows:
-        return []
-    ids = _allocate_ids(conn, len(rows))
-    full = [{column: row.get(column) for column in _CONTACT_COLUMNS} for row in rows]
-    for contact_id, row in zip(ids, full, strict=True):
-        row["id"] = contact_id
-        row["attributes"] = row["attributes"] or {}
-        row["custom_dates"] = row["custom_dates"] or {}
-        row["created_at"] = row["updated_at"] = now
-    conn.execute(contacts.insert(), full)
-    identity_rows = [{"contact_id": contact_id, "kind": kind, "value": value, "created_at": now}
-                     for contact_id, row_pairs in zip(ids, pairs, strict=True) for kind, value in row_pairs]
-    if identity_rows:
-        conn.execute(identities.insert(), identity_rows)
-    return ids
-
-
-def _allocate_ids(conn: Connection, count: int) -> list[int]:
-    if conn.dialect.name == "postgresql":
-        return list(conn.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence('contacts', 'id')) FROM generate_series(1, %(n)s)",
-            {"n": count}).scalars())
-    start = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM contacts").scalar_one() + 1
-    return list(range(start, start + count))
 
 
 def insert_events(conn: Connection, items: Sequence[tuple[int, ParsedEvent]], received_at: datetime) -> int:

@@ -40,7 +40,8 @@ from ..store.schema import contacts
 from .clock import utcnow
 from .contacts import ContactService
 from .identity import Identifiers
-from .import_bulk import chunks, create_contacts, erased_pairs, insert_events, owners_by_value, unprepared
+from .identity_bulk import chunks, create_contacts, erased_pairs, owners_by_value, unprepared
+from .import_bulk import insert_events
 from .import_mappings import (
     MAPPINGS,
     ColumnPlan,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,9 +13,11 @@ from sqlalchemy import Connection
 from ..config import Settings
 from ..domain.events import EventInput
 from ..domain.traits import parse_traits
+from .clock import utcnow
 from .contacts import ContactService
 from .events import EventService, IngestResult
 from .identity import Identifiers, owners_of_many, settled_owner
+from .identity_bulk import create_contacts, erased_pairs
 
 
 @dataclass
@@ -50,6 +53,7 @@ class TrackingService:
         for ids in distinct:
             ids.require_any()
         known = owners_of_many(conn, distinct)
+        known.update(self._create_new_senders(conn, distinct, known))
         unsettled = [ids for ids in distinct if settled_owner(ids, known) is None]
         for ids in unsettled:
             self.contacts.resolve(conn, ids)
@@ -63,3 +67,21 @@ class TrackingService:
             items.append(EventInput(call.event, call.message_id, call.occurred_at, call.received_at,
                                     dict(call.properties), resolved[call.ids]))
         return self.events.ingest(conn, items)
+
+    def _create_new_senders(self, conn: Connection, distinct: Sequence[Identifiers],
+                            known: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+        """Create, in one statement, the senders none of whose identifiers is known or erased.
+
+        Senders sharing an identifier with another in the batch are left to ``ContactService``,
+        which merges them one at a time.
+        """
+        uses = Counter(pair for ids in distinct for pair in ids.pairs())
+        fresh = [ids for ids in distinct
+                 if all(pair not in known and uses[pair] == 1 for pair in ids.pairs())]
+        erased = erased_pairs(conn, self.settings.hash_salt, [p for ids in fresh for p in ids.pairs()])
+        fresh = [ids for ids in fresh if not any(pair in erased for pair in ids.pairs())]
+        zone = self.settings.default_timezone
+        rows = [{"external_id": ids.external_id, "email": ids.email, "phone": ids.phone,
+                 "timezone": zone, "timezone_source": "default"} for ids in fresh]
+        created = create_contacts(conn, rows, [ids.pairs() for ids in fresh], utcnow())
+        return {pair: contact_id for ids, contact_id in zip(fresh, created, strict=True) for pair in ids.pairs()}
