@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 from .errors import FieldError
 
 # Common names and codes that are not the ISO name in iso3166.tab.
-_ALIASES = {"UK": "GB", "UNITED KINGDOM": "GB", "BRITAIN": "GB", "USA": "US", "UNITED STATES OF AMERICA": "US", "GREAT BRITAIN": "GB",
-            "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB", "HOLLAND": "NL", "SOUTH KOREA": "KR",
+_ALIASES = {"UK": "GB", "UNITED KINGDOM": "GB", "BRITAIN": "GB", "GREAT BRITAIN": "GB", "USA": "US",
+            "UNITED STATES OF AMERICA": "US", "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB", "HOLLAND": "NL",
+            "SOUTH KOREA": "KR",
             "RUSSIA": "RU", "VIETNAM": "VN", "IRAN": "IR", "SYRIA": "SY", "CZECHIA": "CZ"}
 
 

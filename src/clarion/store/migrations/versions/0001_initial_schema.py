@@ -5,10 +5,11 @@ Revises:
 Create Date: 2026-11-23 09:36:51.355984
 """
 
-from alembic import op
 import sqlalchemy as sa
-import clarion.store.types
+from alembic import op
 from sqlalchemy.dialects import postgresql
+
+import clarion.store.types
 
 revision = '0001'
 down_revision = None
