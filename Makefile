@@ -19,8 +19,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m clarion.demo
 
-## The whole suite, against SQLite and the local PostgreSQL server.
+## Lint, then the whole suite, against SQLite and the local PostgreSQL server.
 test: $(STAMP)
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
 
 ## Benchmarks print their figures; they are never asserted.
