@@ -14,7 +14,7 @@ from ..domain.errors import FieldError, NotFound
 from ..domain.profiles import normalize_email, normalize_phone
 from .auth import ClarionDep, require_admin
 from .events import time_param
-from .params import Limit, Offset
+from .params import ContactId, Limit, Offset
 
 router = APIRouter(prefix="/api", tags=["Consent"], dependencies=[Depends(require_admin)])
 
@@ -74,7 +74,7 @@ def _status(raw: str) -> ConsentStatus:
 
 
 @router.get("/contacts/{contact_id}/consent", summary="Current consent state and the full ledger")
-def get_consent(clarion: ClarionDep, contact_id: int) -> dict[str, Any]:
+def get_consent(clarion: ClarionDep, contact_id: ContactId) -> dict[str, Any]:
     with clarion.store.read() as conn:
         clarion.contacts.require(conn, contact_id)
         state = [{"channel": c, "topic": t, "status": s}
@@ -83,7 +83,7 @@ def get_consent(clarion: ClarionDep, contact_id: int) -> dict[str, Any]:
 
 
 @router.post("/contacts/{contact_id}/consent", status_code=201, summary="Record a consent change")
-def record_consent(clarion: ClarionDep, contact_id: int, body: ConsentBody) -> dict[str, Any]:
+def record_consent(clarion: ClarionDep, contact_id: ContactId, body: ConsentBody) -> dict[str, Any]:
     channel, status = parse_enum(Channel, body.channel, "channel"), _status(body.status)
     topic, occurred_at = body.topic.strip(), time_param(body.occurred_at, "occurred_at")
     with clarion.store.write() as conn:
@@ -94,7 +94,7 @@ def record_consent(clarion: ClarionDep, contact_id: int, body: ConsentBody) -> d
 
 
 @router.post("/contacts/{contact_id}/consent/confirm", summary="Confirm a pending double opt-in")
-def confirm_consent(clarion: ClarionDep, contact_id: int, body: ConfirmBody) -> dict[str, Any]:
+def confirm_consent(clarion: ClarionDep, contact_id: ContactId, body: ConfirmBody) -> dict[str, Any]:
     channel, topic = parse_enum(Channel, body.channel, "channel"), body.topic.strip()
     with clarion.store.write() as conn:
         clarion.contacts.require(conn, contact_id)

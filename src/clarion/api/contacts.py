@@ -13,7 +13,7 @@ from ..domain.profiles import normalize_country, normalize_email, normalize_phon
 from ..domain.traits import parse_traits
 from ..services.identity import Identifiers
 from .auth import ClarionDep, require_admin
-from .params import Limit, Offset
+from .params import ContactId, Limit, Offset
 
 router = APIRouter(prefix="/api/contacts", tags=["Contacts"], dependencies=[Depends(require_admin)])
 
@@ -88,13 +88,13 @@ def create(clarion: ClarionDep, body: IdentifyBody) -> dict[str, Any]:
 
 
 @router.get("/{contact_id}", summary="One contact, with identities and aggregates")
-def get(clarion: ClarionDep, contact_id: int) -> dict[str, Any]:
+def get(clarion: ClarionDep, contact_id: ContactId) -> dict[str, Any]:
     with clarion.store.read() as conn:
         return clarion.contacts.get(conn, contact_id)
 
 
 @router.patch("/{contact_id}", summary="Change some fields of a contact")
-def patch(clarion: ClarionDep, contact_id: int, body: ContactBody) -> dict[str, Any]:
+def patch(clarion: ClarionDep, contact_id: ContactId, body: ContactBody) -> dict[str, Any]:
     changes = profile_patch(clarion, body)
     with clarion.store.write() as conn:
         clarion.contacts.update(conn, contact_id, changes)
@@ -102,19 +102,19 @@ def patch(clarion: ClarionDep, contact_id: int, body: ContactBody) -> dict[str, 
 
 
 @router.delete("/{contact_id}", status_code=204, summary="Delete a contact (no tombstone; see /erase)")
-def delete(clarion: ClarionDep, contact_id: int) -> Response:
+def delete(clarion: ClarionDep, contact_id: ContactId) -> Response:
     with clarion.store.write() as conn:
         clarion.contacts.delete(conn, contact_id)
     return Response(status_code=204)
 
 
 @router.get("/{contact_id}/export", summary="GDPR Art. 15/20: everything held about a contact")
-def export(clarion: ClarionDep, contact_id: int) -> dict[str, Any]:
+def export(clarion: ClarionDep, contact_id: ContactId) -> dict[str, Any]:
     with clarion.store.read() as conn:
         return clarion.gdpr.export(conn, contact_id)
 
 
 @router.post("/{contact_id}/erase", summary="GDPR Art. 17: erase a contact; it may not be re-created")
-def erase(clarion: ClarionDep, contact_id: int) -> dict[str, Any]:
+def erase(clarion: ClarionDep, contact_id: ContactId) -> dict[str, Any]:
     with clarion.store.write() as conn:
         return {"erased": True, **clarion.gdpr.erase(conn, contact_id)}

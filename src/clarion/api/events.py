@@ -17,7 +17,7 @@ from ..domain.profiles import clean_text, normalize_email, normalize_phone
 from ..services.clock import utcnow
 from ..services.identity import Identifiers
 from .auth import ClarionDep, require_admin
-from .params import Limit, Offset
+from .params import MAX_ID, Limit, Offset, OptionalContactId
 
 router = APIRouter(prefix="/api/events", tags=["Events"], dependencies=[Depends(require_admin)])
 
@@ -28,7 +28,7 @@ class EventBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    contact_id: int | None = None
+    contact_id: int | None = Field(None, ge=1, le=MAX_ID)
     external_id: str | None = None
     email: str | None = None
     phone: str | None = None
@@ -73,7 +73,7 @@ def _event_input(body: EventBody) -> EventInput:
 
 
 @router.get("", summary="Events, newest first")
-def list_events(clarion: ClarionDep, contact_id: int | None = None, name: str | None = None,
+def list_events(clarion: ClarionDep, contact_id: OptionalContactId = None, name: str | None = None,
                 since: str | None = None, until: str | None = None,
                 limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
     start, end = time_param(since, "since"), time_param(until, "until")
