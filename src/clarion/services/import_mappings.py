@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -78,6 +78,14 @@ class ColumnPlan:
             if len(self._cache) < 1000:
                 self._cache[keys] = plan
         return {target: fields[source] for source, target in plan}
+
+    def positions(self, header: Sequence[str]) -> dict[str, int]:
+        """{target: column index} for rows given as lists in ``header`` order (the last column wins)."""
+        index = {source: i for i, source in enumerate(header)}
+        positions: dict[str, int] = {}
+        for source, target in self._plan(tuple(header)):
+            positions[target] = index[source]
+        return positions
 
     def _plan(self, keys: tuple[str, ...]) -> list[tuple[str, str]]:
         plan = []

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from queue import Empty, Full, Queue
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
@@ -40,7 +42,7 @@ class SourceRow:
 
     line: int
     raw: str
-    fields: Any = None  # dict (csv, jsonl) or list (cdnow)
+    fields: Any = None  # list (csv: in the order of ``RowReader.header``; cdnow) or dict (jsonl)
     error: str | None = None
 
 
@@ -103,7 +105,7 @@ class RowReader:
             if len(values) != width:
                 yield SourceRow(number, text, error=f"expected {width} columns, found {len(values)}")
                 continue
-            yield SourceRow(number, text, dict(zip(self.header, values, strict=True)))
+            yield SourceRow(number, text, values)
 
     def _csv_header(self, lines: Iterator[tuple[int, bytes]]) -> list[str]:
         for number, text, error in _decoded(lines):
@@ -118,6 +120,9 @@ class RowReader:
     def _split(self, text: str) -> list[str]:
         if self.delimiter == WHITESPACE:
             return text.split()
+        # Without quotes (or a stray CR) the csv module splits exactly like str.split, ~10x slower.
+        if '"' not in text and "\r" not in text and len(self.delimiter) == 1:
+            return text.split(self.delimiter)
         return next(csv.reader(io.StringIO(text), delimiter=self.delimiter, strict=False), [])
 
     # -- JSON Lines ----------------------------------------------------------------------
@@ -191,6 +196,67 @@ def batched(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
             batch = []
     if batch:
         yield batch
+
+
+T = TypeVar("T")
+_DONE = object()
+
+
+def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """``items``, produced by a background thread at most ``depth`` ahead of the consumer.
+
+    The importer parses the next batch while the database writes this one: sqlite3 and psycopg
+    release the GIL while the database works, so on two cores the Python parsing (~10 µs per row)
+    mostly disappears from the elapsed time. Memory: ``depth + 2`` batches at most. An exception in
+    the producer is raised in the consumer; a consumer that stops early stops the producer.
+    """
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_DONE, None))
+        except BaseException as exc:  # noqa: BLE001 - handed over to the consumer, which raises it
+            put((_DONE, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close:
+                close()
+
+    thread = threading.Thread(target=produce, name="clarion-import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        _drain(queue)
+        thread.join()
+
+
+def _drain(queue: Queue[Any]) -> None:
+    while True:
+        try:
+            queue.get_nowait()
+        except Empty:
+            return
 
 
 class RejectWriter:

@@ -21,7 +21,7 @@ rejects only that row.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -45,15 +45,24 @@ from .import_bulk import insert_events
 from .import_mappings import (
     MAPPINGS,
     ColumnPlan,
-    ParsedEvent,
     cdnow_contact,
     cdnow_event,
     contact_traits,
     generic_event,
 )
-from .import_source import ImportFileError, RejectWriter, RowReader, SourceRow, batched, detect_format
+from .import_source import (
+    ImportFileError,
+    RejectWriter,
+    RowReader,
+    SourceRow,
+    batched,
+    detect_format,
+    prefetched,
+)
+from .import_staging import KEY, LINE, MESSAGE_ID, RAW, Staged, csv_event_parser, staged_from
 
 Progress = Callable[[int, int], None]  # (bytes read, file size)
+Prepared = tuple[int, Any, Sequence[tuple[int, str, str]]]  # (rows read, what the batch handler takes, rejects)
 ERASED_REASON = "erased: this contact was erased on request and may not be re-created"
 
 
@@ -92,14 +101,16 @@ class ImportResult:
 @dataclass
 class _Run:
     result: ImportResult
+    reader: RowReader
     plan: ColumnPlan
     mapping: str | None
     keep_unknown: bool
+    event_parser: Callable[[int, str, Any], Staged] | None = None
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
     analyzed_at: int = -1  # contacts created when the statistics were last refreshed
 
-    def reject(self, row: SourceRow | ParsedEvent, reason: str) -> None:
+    def reject(self, row: SourceRow, reason: str) -> None:
         self.rejects.append((row.line, reason, row.raw))
 
 
@@ -118,33 +129,33 @@ class Importer:
 
     def import_contacts(self, path: Path, options: ImportOptions | None = None,
                         progress: Progress | None = None) -> ImportResult:
-        return self._run("contacts", Path(path), options or ImportOptions(), progress, self._contact_batch)
+        return self._run("contacts", Path(path), options or ImportOptions(), progress,
+                         lambda batch, _run: (len(batch), batch, ()), self._contact_batch)
 
     def import_events(self, path: Path, options: ImportOptions | None = None,
                       progress: Progress | None = None) -> ImportResult:
-        return self._run("events", Path(path), options or ImportOptions(), progress, self._event_batch)
+        return self._run("events", Path(path), options or ImportOptions(), progress, self._parse_events,
+                         self._event_batch)
 
     # -- the loop ------------------------------------------------------------------------
     def _run(self, kind: str, path: Path, options: ImportOptions, progress: Progress | None,
-             handle: Callable[[Connection, list[SourceRow], _Run], None]) -> ImportResult:
-        if options.mapping and options.mapping not in MAPPINGS:
-            raise ImportFileError(f"unknown mapping {options.mapping!r}; built in: {', '.join(MAPPINGS)}")
-        fmt = detect_format(path, options.format, options.mapping)
-        mapping = "cdnow" if fmt == "cdnow" else options.mapping
-        if mapping == "cdnow" and fmt != "cdnow":
-            raise ImportFileError("--mapping cdnow reads the CDNOW files (format cdnow)")
-        reader = RowReader(path, fmt, options.delimiter)
+             prepare: Callable[[list[SourceRow], _Run], Prepared],
+             handle: Callable[[Connection, Any, _Run], None]) -> ImportResult:
+        """Read and ``prepare`` batches in a background thread, ``handle`` each in one write transaction."""
+        reader, mapping = self._reader(path, options)
         writer = RejectWriter(options.reject_file or Path.cwd() / f"{path.stem}.{kind}.rejects.csv")
-        run = _Run(ImportResult(kind, str(path)), ColumnPlan(kind, dict(options.columns), options.keep_unknown),
-                   mapping, options.keep_unknown)
-        size = max(1, options.batch_size or self.settings.import_batch_size)
+        run = _Run(ImportResult(kind, str(path)), reader,
+                   ColumnPlan(kind, dict(options.columns), options.keep_unknown), mapping, options.keep_unknown)
+        default = self.settings.import_event_batch_size if kind == "events" else self.settings.import_batch_size
+        size = max(1, options.batch_size or default)
         started = perf_counter()
         try:
-            for batch in batched(iter(reader), size):
-                run.result.rows_read += len(batch)
+            for count, payload, rejects in prefetched(prepare(batch, run) for batch in batched(iter(reader), size)):
+                run.result.rows_read += count
+                run.rejects.extend(rejects)
                 with self.store.write() as conn, unprepared(conn):
                     self._refresh_statistics(conn, run)
-                    handle(conn, batch, run)
+                    handle(conn, payload, run)
                 for line, reason, raw in run.rejects:
                     writer.add(line, reason, raw)
                 run.rejects.clear()
@@ -158,6 +169,16 @@ class Importer:
         result.reject_file = str(writer.path) if writer.count else None
         result.unknown_columns = [] if options.keep_unknown else sorted(run.plan.unknown)
         return result
+
+    @staticmethod
+    def _reader(path: Path, options: ImportOptions) -> tuple[RowReader, str | None]:
+        if options.mapping and options.mapping not in MAPPINGS:
+            raise ImportFileError(f"unknown mapping {options.mapping!r}; built in: {', '.join(MAPPINGS)}")
+        fmt = detect_format(path, options.format, options.mapping)
+        mapping = "cdnow" if fmt == "cdnow" else options.mapping
+        if mapping == "cdnow" and fmt != "cdnow":
+            raise ImportFileError("--mapping cdnow reads the CDNOW files (format cdnow)")
+        return RowReader(path, fmt, options.delimiter), mapping
 
     def _refresh_statistics(self, conn: Connection, run: _Run) -> None:
         """PostgreSQL: ANALYZE the identities at the start and after each 20,000 new contacts.
@@ -194,7 +215,8 @@ class Importer:
             run.reject(row, row.error)
             return None
         try:
-            traits = cdnow_contact(row.fields) if run.mapping == "cdnow" else contact_traits(run.plan.apply(row.fields))
+            fields = dict(zip(run.reader.header, row.fields, strict=True)) if run.reader.fmt == "csv" else row.fields
+            traits = cdnow_contact(fields) if run.mapping == "cdnow" else contact_traits(run.plan.apply(fields))
             patch = parse_traits(traits, default_region=self.settings.default_phone_region,
                                  keep_unknown=run.keep_unknown)
             ids = Identifiers(patch.external_id, patch.email, patch.phone)
@@ -279,55 +301,69 @@ class Importer:
                 run.result.imported += 1
 
     # -- events --------------------------------------------------------------------------
-    def _event_batch(self, conn: Connection, batch: list[SourceRow], run: _Run) -> None:
-        parsed = self._parse_events(batch, run)
+    def _event_batch(self, conn: Connection, staged: list[Staged], run: _Run) -> None:
         now = utcnow()
-        items = self._attach_contacts(conn, parsed, run, now)
-        inserted = insert_events(conn, items, now)
+        contact_ids, staged = self._attach_contacts(conn, staged, run, now)
+        inserted = insert_events(conn, contact_ids, staged, now)
         run.result.imported += inserted
-        run.result.unchanged += len(items) - inserted
+        run.result.unchanged += len(staged) - inserted
 
-    def _parse_events(self, batch: list[SourceRow], run: _Run) -> list[ParsedEvent]:
-        parsed: list[ParsedEvent] = []
+    def _parse_events(self, batch: list[SourceRow], run: _Run) -> Prepared:
+        """(rows, staged events of the good rows, rejects); runs in the reader thread, without the database.
+
+        A message id seen earlier in the batch rejects its row.
+        """
+        staged: list[Staged] = []
+        rejects: list[tuple[int, str, str]] = []
         seen: set[str] = set()
-        cdnow = run.mapping == "cdnow"
-        name = run.mapping or "events"
+        parse = self._event_parser(run)
+        reject = rejects.append
         for row in batch:
             if row.error:
-                run.reject(row, row.error)
+                reject((row.line, row.error, row.raw))
                 continue
             try:
-                event = cdnow_event(row.line, row.raw, row.fields) if cdnow else \
-                    generic_event(row.line, row.raw, run.plan.apply(row.fields), name)
+                item = parse(row.line, row.raw, row.fields)
             except FieldError as exc:
-                run.reject(row, str(exc))
+                reject((row.line, str(exc), row.raw))
                 continue
-            if event.message_id in seen:
-                run.reject(row, f"duplicate message_id {event.message_id!r} within the file")
+            if item[MESSAGE_ID] in seen:
+                reject((row.line, f"duplicate message_id {item[MESSAGE_ID]!r} within the file", row.raw))
                 continue
-            seen.add(event.message_id)
-            parsed.append(event)
-        return parsed
+            seen.add(item[MESSAGE_ID])
+            staged.append(item)
+        return len(batch), staged, rejects
 
-    def _attach_contacts(self, conn: Connection, parsed: list[ParsedEvent], run: _Run,
-                         now: datetime) -> list[tuple[int, ParsedEvent]]:
-        """(contact_id, event) pairs; unknown senders are created, erased ones rejected."""
-        keys = [("external_id", e.external_id) if e.external_id else ("email", e.email) for e in parsed]
-        known = {("external_id", v): cid for v, cid in owners_by_value(
-            conn, "external_id", [v for k, v in keys if k == "external_id"]).items()}
-        known.update((("email", v), cid) for v, cid in owners_by_value(
-            conn, "email", [v for k, v in keys if k == "email"]).items())
-        missing = sorted({key for key in keys if key not in known})
+    def _event_parser(self, run: _Run) -> Callable[[int, str, Any], Staged]:
+        """CSV: the compiled parser (made once per run); CDNOW and JSON Lines: via ParsedEvent."""
+        if run.mapping == "cdnow":
+            return lambda line, raw, fields: staged_from(cdnow_event(line, raw, fields))
+        name = run.mapping or "events"
+        if run.reader.fmt == "csv":
+            if run.event_parser is None:
+                run.event_parser = csv_event_parser(run.reader.header or [], run.plan, name)
+            return run.event_parser
+        return lambda line, raw, fields: staged_from(generic_event(line, raw, run.plan.apply(fields), name))
+
+    def _attach_contacts(self, conn: Connection, staged: list[Staged], run: _Run,
+                         now: datetime) -> tuple[list[int], list[Staged]]:
+        """The senders' contact ids and the events kept; unknown senders are created, erased ones rejected."""
+        keys = {item[KEY] for item in staged}
+        known: dict[tuple[str, str], int] = {}
+        for kind in ("external_id", "email"):
+            values = [value for key_kind, value in keys if key_kind == kind]
+            if values:
+                known.update(((kind, value), cid) for value, cid in owners_by_value(conn, kind, values).items())
+        missing = sorted(keys.difference(known))
         erased = erased_pairs(conn, self.settings.hash_salt, missing) if missing else set()
         fresh = [key for key in missing if key not in erased]
         rows = [{key[0]: key[1], "timezone": self.settings.default_timezone, "timezone_source": "default"}
                 for key in fresh]
         known.update(zip(fresh, create_contacts(conn, rows, [[key] for key in fresh], now), strict=True))
         run.result.contacts_created += len(fresh)
-        items = []
-        for key, event in zip(keys, parsed, strict=True):
-            if key in erased:
-                run.reject(event, ERASED_REASON)
-            else:
-                items.append((known[key], event))
-        return items
+        if erased:
+            for item in staged:
+                if item[KEY] in erased:
+                    run.rejects.append((item[LINE], ERASED_REASON, item[RAW]))
+            staged = [item for item in staged if item[KEY] not in erased]
+        return [known[item[KEY]] for item in staged], staged
