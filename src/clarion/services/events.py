@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, func, select
 
 from ..domain.events import EventInput
 from ..store.schema import events
-from ..store.sql import insert_for
-from .aggregates import IngestedEvent, apply_increments
+from .import_bulk import insert_events
+from .import_staging import Staged, stamp_text
 
 MAX_PAGE = 1000  # events per listing page
 
@@ -25,28 +26,24 @@ class IngestResult:
 
 class EventService:
     def ingest(self, conn: Connection, items: Sequence[EventInput]) -> IngestResult:
-        """Store events whose message id is new; replays are ignored and counted as duplicates."""
-        if not items:
-            return IngestResult(0, 0)
-        rows, seen = [], set()
+        """Store events whose message id is new; replays are ignored and counted as duplicates.
+
+        The same set-based path as the importers (``import_bulk.insert_events``): the events are
+        staged, the new ones inserted and folded into the aggregates in a few statements.
+        """
+        unique: dict[str, EventInput] = {}
         for item in items:
             if item.contact_id is None:
                 raise ValueError("EventInput.contact_id must be resolved before ingest")
-            if item.message_id in seen:
-                continue  # the same message twice in one batch
-            seen.add(item.message_id)
-            purchase = item.purchase()
-            rows.append({
-                "contact_id": item.contact_id, "name": item.name, "message_id": item.message_id,
-                "occurred_at": item.occurred_at, "received_at": item.received_at,
-                "properties": item.properties, "order_id": purchase.order_id,
-                "revenue": purchase.revenue, "currency": purchase.currency})
-        stmt = (insert_for(conn, events).on_conflict_do_nothing(index_elements=[events.c.message_id])
-                .returning(events.c.contact_id, events.c.name, events.c.occurred_at, events.c.revenue))
-        inserted = [IngestedEvent(*r) for r in conn.execute(stmt, rows)] if len(rows) > 1 else \
-            [IngestedEvent(*r) for r in conn.execute(stmt.values(rows[0]))]
-        apply_increments(conn, inserted)
-        return IngestResult(len(inserted), len(items) - len(inserted))
+            unique.setdefault(item.message_id, item)  # the same message twice in one batch
+        by_arrival: dict[datetime, list[EventInput]] = {}
+        for item in unique.values():
+            by_arrival.setdefault(item.received_at, []).append(item)
+        inserted = 0
+        for received_at, group in by_arrival.items():
+            staged = [_staged(item) for item in group]
+            inserted += insert_events(conn, [item.contact_id for item in group], staged, received_at)
+        return IngestResult(inserted, len(items) - inserted)
 
     def list(self, conn: Connection, *, contact_id: int | None = None, name: str | None = None,
              since: datetime | None = None, until: datetime | None = None,
@@ -66,3 +63,10 @@ class EventService:
                             .order_by(events.c.occurred_at.desc(), events.c.id.desc())
                             .limit(min(max(limit, 1), MAX_PAGE)).offset(max(offset, 0))).all()
         return total, [dict(r._mapping) for r in rows]
+
+
+def _staged(item: EventInput) -> Staged:
+    """The importers' staged-event tuple (see ``import_staging``) for one event."""
+    purchase = item.purchase()
+    return (0, "", None, item.name, item.message_id, stamp_text(item.occurred_at),
+            orjson.dumps(item.properties).decode(), purchase.order_id, purchase.revenue, purchase.currency)

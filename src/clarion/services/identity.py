@@ -33,8 +33,14 @@ class Identifiers:
     phone: str | None = None
     anonymous_id: str | None = None
 
-    def pairs(self) -> list[tuple[str, str]]:
-        return [(kind, getattr(self, kind)) for kind in PRECEDENCE if getattr(self, kind)]
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """(kind, value) for the identifiers given, strongest first (computed once: a hot path)."""
+        try:
+            return self._pairs  # type: ignore[attr-defined]
+        except AttributeError:
+            pairs = tuple((kind, getattr(self, kind)) for kind in PRECEDENCE if getattr(self, kind))
+            object.__setattr__(self, "_pairs", pairs)
+            return pairs
 
     def require_any(self) -> None:
         if not self.pairs():

@@ -44,17 +44,19 @@ _EVENT_COLUMNS = "contact_id, name, message_id, occurred_at, received_at, proper
 
 
 def insert_events(conn: Connection, contact_ids: Sequence[int], staged: Sequence[Staged],
-                  received_at: datetime) -> int:
+                  received_at: datetime, *, bulk: bool = False) -> int:
     """Stage the events (``contact_ids[i]`` sent ``staged[i]``), insert the new ones, fold them in.
 
-    Returns how many were new. The aggregate upserts are the set-based twin of
-    ``aggregates.apply_increments`` (same rules; the tests compare with ``aggregates.rebuild``).
+    The one incremental path for the aggregates, used by the importers and the tracking API:
+    it follows the rules of ``aggregates.rebuild``, and the tests compare the two. Message ids must
+    be unique within ``staged``. ``bulk`` gives a SQLite connection the large page caches of an
+    import (kept by the pooled connection, so not for the API server). Returns how many were new.
     """
     if not staged:
         return 0
     if conn.dialect.name == "postgresql":
         return _insert_postgres(conn, contact_ids, staged, received_at)
-    return _insert_sqlite(conn, contact_ids, staged, received_at)
+    return _insert_sqlite(conn, contact_ids, staged, received_at, bulk)
 
 
 def _aggregate_sql(source: str, least: str, greatest: str) -> tuple[str, str]:
@@ -97,7 +99,7 @@ def _sqlite_greatest(a: str, b: str) -> str:
 
 
 def _insert_sqlite(conn: Connection, contact_ids: Sequence[int], staged: Sequence[Staged],
-                   received_at: datetime) -> int:
+                   received_at: datetime, bulk: bool) -> int:
     """Stage, drop what is already stored, insert the rest, aggregate from the stage.
 
     Race-free because a SQLite write transaction (BEGIN IMMEDIATE) holds the database lock. The
@@ -107,7 +109,7 @@ def _insert_sqlite(conn: Connection, contact_ids: Sequence[int], staged: Sequenc
     """
     cursor = conn.connection.driver_connection.cursor()
     try:
-        _prepare_sqlite(cursor)
+        _prepare_sqlite(cursor, bulk)
         received = stamp_text(received_at)
         rows = orjson.dumps([(cid, s[NAME], s[MESSAGE_ID], s[OCCURRED_AT], received, s[PROPERTIES], s[ORDER_ID],
                               s[REVENUE], s[CURRENCY]) for cid, s in zip(contact_ids, staged, strict=True)])
@@ -130,16 +132,18 @@ def _insert_sqlite(conn: Connection, contact_ids: Sequence[int], staged: Sequenc
     return inserted
 
 
-def _prepare_sqlite(cursor: Any) -> None:
-    """Page caches and fewer WAL checkpoints for this connection; the stage."""
-    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-    cursor.execute("PRAGMA wal_autocheckpoint=25000")  # pages (4 KiB): ~100 MB of WAL between checkpoints
+def _prepare_sqlite(cursor: Any, bulk: bool) -> None:
+    """The stage; for a bulk import, page caches and fewer WAL checkpoints for this connection."""
+    if bulk:
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cursor.execute("PRAGMA wal_autocheckpoint=25000")  # pages (4 KiB): ~100 MB of WAL between checkpoints
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (contact_id INTEGER, name TEXT, message_id TEXT, "
         "occurred_at TEXT, received_at TEXT, properties TEXT, order_id TEXT, revenue REAL, currency TEXT)")
     # The stage and the GROUP BY sorts live in the temporary database: a cache that holds a whole
     # batch (~12 MB per 50,000 events) keeps them off the disk (temp_store cannot change mid-transaction).
-    cursor.execute(f"PRAGMA temp.cache_size=-{SQLITE_TEMP_CACHE_KIB}")
+    if bulk:
+        cursor.execute(f"PRAGMA temp.cache_size=-{SQLITE_TEMP_CACHE_KIB}")
 
 
 def _insert_postgres(conn: Connection, contact_ids: Sequence[int], staged: Sequence[Staged],

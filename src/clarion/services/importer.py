@@ -304,7 +304,7 @@ class Importer:
     def _event_batch(self, conn: Connection, staged: list[Staged], run: _Run) -> None:
         now = utcnow()
         contact_ids, staged = self._attach_contacts(conn, staged, run, now)
-        inserted = insert_events(conn, contact_ids, staged, now)
+        inserted = insert_events(conn, contact_ids, staged, now, bulk=True)
         run.result.imported += inserted
         run.result.unchanged += len(staged) - inserted
 
