@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, or_, select, update
@@ -74,6 +75,11 @@ class ContactService:
 
     def _apply(self, conn: Connection, contact_id: int, patch: ProfilePatch, now) -> None:
         current = conn.execute(select(contacts).where(contacts.c.id == contact_id)).one()._mapping
+        values = self.changes(current, patch)
+        conn.execute(update(contacts).where(contacts.c.id == contact_id).values(**values, updated_at=now))
+
+    def changes(self, current: Mapping[str, Any], patch: ProfilePatch) -> dict[str, Any]:
+        """The column values ``patch`` changes in the stored profile ``current``, time zone re-resolved."""
         values: dict[str, Any] = patch.columns()
         values.pop("timezone", None)
         merged = {**current, **values}
@@ -81,12 +87,12 @@ class ContactService:
         zone, source = resolve_timezone(
             ZoneInputs(explicit, merged["latitude"], merged["longitude"], merged["phone"], merged["country"]),
             self.settings.default_timezone)
-        values.update(timezone=zone, timezone_source=source, updated_at=now)
+        values.update(timezone=zone, timezone_source=source)
         if patch.attributes:
             values["attributes"] = {**current["attributes"], **patch.attributes}
         if patch.custom_dates:
             values["custom_dates"] = {**current["custom_dates"], **patch.custom_dates}
-        conn.execute(update(contacts).where(contacts.c.id == contact_id).values(**values))
+        return {key: value for key, value in values.items() if current[key] != value}
 
     def update(self, conn: Connection, contact_id: int, patch: ProfilePatch) -> None:
         """Change a known contact. A new email, phone or external id must not belong to anyone else."""

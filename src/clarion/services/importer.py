@@ -263,28 +263,12 @@ class Importer:
         for chunk in chunks(sorted({contact_id for _, contact_id in items})):
             current.update((r.id, r._mapping) for r in conn.execute(select(contacts).where(contacts.c.id.in_(chunk))))
         for item, contact_id in items:
-            values = self._changes(current[contact_id], item.patch)
+            values = self.contacts.changes(current[contact_id], item.patch)
             if not values:
                 run.result.unchanged += 1
                 continue
             conn.execute(update(contacts).where(contacts.c.id == contact_id).values(**values, updated_at=now))
             run.result.imported += 1
-
-    def _changes(self, current: Any, patch: ProfilePatch) -> dict[str, Any]:
-        """What ``ContactService._apply`` would change, leaving out what is already so."""
-        values = patch.columns()
-        values.pop("timezone", None)
-        merged = {**current, **values}
-        explicit = patch.timezone or (current["timezone"] if current["timezone_source"] == "explicit" else None)
-        zone, source = resolve_timezone(
-            ZoneInputs(explicit, merged["latitude"], merged["longitude"], merged["phone"], merged["country"]),
-            self.settings.default_timezone)
-        values.update(timezone=zone, timezone_source=source)
-        if patch.attributes:
-            values["attributes"] = {**current["attributes"], **patch.attributes}
-        if patch.custom_dates:
-            values["custom_dates"] = {**current["custom_dates"], **patch.custom_dates}
-        return {key: value for key, value in values.items() if current[key] != value}
 
     def _identify_one_by_one(self, conn: Connection, items: list[_ContactRow], run: _Run) -> None:
         for item in items:
