@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from .config import Settings
+from .services import bulk_load
 from .services.consent import ConsentService
 from .services.contacts import ContactService
 from .services.events import EventService
@@ -32,7 +33,10 @@ class Clarion:
         return cls(settings=settings, store=Store(engine))
 
     def migrate(self) -> None:
+        """The schema at the latest revision, and the end of any bulk load that died unfinished."""
         upgrade(self.store.engine)
+        with self.store.write() as conn:
+            bulk_load.finish(conn)
 
     @cached_property
     def contacts(self) -> ContactService:

@@ -22,6 +22,9 @@ KEEP = typer.Option(False, "--keep-unknown", help="Keep unknown columns (attribu
 REJECTS = typer.Option(None, "--reject-file", help="Where bad rows go (default ./<file>.<kind>.rejects.csv).")
 DELIMITER = typer.Option(None, "--delimiter", help="CSV delimiter (default ','; 'whitespace' splits on blanks).")
 BATCH = typer.Option(None, "--batch-size", min=1, help="Rows per transaction (default: settings).")
+INDEXES = typer.Option(None, "--rebuild-indexes/--keep-indexes",
+                       help="Drop the secondary event indexes and build them at the end (default: when the "
+                            "file holds at least 500,000 rows and as many as are stored).")
 
 
 @import_app.command("contacts")
@@ -40,9 +43,10 @@ def import_events(ctx: typer.Context, file: Path = FILE,
                   fmt: str | None = FORMAT, maps: list[str] = MAP, mapping: str | None = MAPPING,
                   keep_unknown: bool = KEEP, reject_file: Path | None = REJECTS,
                   delimiter: str | None = DELIMITER, batch_size: int | None = BATCH,
-                  as_json: bool = JSON_OPTION) -> None:
+                  rebuild_indexes: bool | None = INDEXES, as_json: bool = JSON_OPTION) -> None:
     """Store events (idempotent by message id); unknown senders become contacts."""
-    options = ImportOptions(fmt, mapping, parse_map_options(maps), keep_unknown, reject_file, delimiter, batch_size)
+    options = ImportOptions(fmt, mapping, parse_map_options(maps), keep_unknown, reject_file, delimiter, batch_size,
+                            rebuild_indexes)
     _run(ctx, "events", file, options, as_json)
 
 
@@ -68,6 +72,7 @@ def _render(result: ImportResult) -> None:
         "rows read": f"{result.rows_read:,}", "imported": f"{result.imported:,}",
         "unchanged / duplicates": f"{result.unchanged:,}", "rejected": f"{result.rejected:,}",
         "contacts created": f"{result.contacts_created:,}", "reject file": result.reject_file or "-",
+        **({"indexes rebuilt": ", ".join(result.indexes_rebuilt)} if result.indexes_rebuilt else {}),
         "time": f"{result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s)"}))
     if result.rejected:
         err_console.print(f"{result.rejected:,} rows rejected; see {result.reject_file}", markup=False,

@@ -18,7 +18,14 @@ from ..store.schema import events
 
 
 def rebuild(conn: Connection, contact_ids: Sequence[int] | None = None) -> None:
-    """Recompute the aggregates from the events, for some contacts or for everyone."""
+    """Recompute the aggregates from the events, for some contacts or for everyone.
+
+    On PostgreSQL the aggregate tables are locked first (EXCLUSIVE: reads go on, ingestion waits),
+    so an event committed while the rebuild reads is counted once: either the rebuild's snapshot
+    has it, or its own upsert runs after the rebuild commits. SQLite's write lock does the same.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("LOCK TABLE contact_aggregates, contact_event_stats IN EXCLUSIVE MODE")
     for table in (agg, stats):
         where = table.c.contact_id.in_(contact_ids) if contact_ids is not None else literal(True)
         conn.execute(delete(table).where(where))

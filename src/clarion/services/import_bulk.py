@@ -31,8 +31,11 @@ from .import_staging import (
 
 # Page cache of an importing SQLite connection: the event indexes take random inserts (by contact),
 # and the default 2 MB cache turns each into a read. Counted in the importer's memory budget
-# (peak RSS <= 500 MB with three 50,000-event batches in flight).
+# (peak RSS <= 500 MB with three 50,000-event batches in flight). In bulk-load mode only the
+# message-id index and the identities take random probes, and the final index builds sort within
+# this budget too, so a smaller cache does as well.
 SQLITE_CACHE_KIB = 160 * 1024
+SQLITE_BULK_LOAD_CACHE_KIB = 64 * 1024
 SQLITE_TEMP_CACHE_KIB = 32 * 1024
 
 _STAGE = "clarion_import_events"
@@ -44,19 +47,20 @@ _EVENT_COLUMNS = "contact_id, name, message_id, occurred_at, received_at, proper
 
 
 def insert_events(conn: Connection, contact_ids: Sequence[int], staged: Sequence[Staged],
-                  received_at: datetime, *, bulk: bool = False) -> int:
+                  received_at: datetime, *, bulk: bool = False, aggregate: bool = True) -> int:
     """Stage the events (``contact_ids[i]`` sent ``staged[i]``), insert the new ones, fold them in.
 
     The one incremental path for the aggregates, used by the importers and the tracking API:
     it follows the rules of ``aggregates.rebuild``, and the tests compare the two. Message ids must
     be unique within ``staged``. ``bulk`` gives a SQLite connection the large page caches of an
-    import (kept by the pooled connection, so not for the API server). Returns how many were new.
+    import (kept by the pooled connection, so not for the API server). ``aggregate=False`` only in
+    bulk-load mode, where the aggregates are rebuilt at the end. Returns how many were new.
     """
     if not staged:
         return 0
     if conn.dialect.name == "postgresql":
-        return _insert_postgres(conn, contact_ids, staged, received_at)
-    return _insert_sqlite(conn, contact_ids, staged, received_at, bulk)
+        return _insert_postgres(conn, contact_ids, staged, received_at, aggregate)
+    return _insert_sqlite(conn, contact_ids, staged, received_at, bulk, aggregate)
 
 
 def _aggregate_sql(source: str, least: str, greatest: str) -> tuple[str, str]:
@@ -99,7 +103,7 @@ def _sqlite_greatest(a: str, b: str) -> str:
 
 
 def _insert_sqlite(conn: Connection, contact_ids: Sequence[int], staged: Sequence[Staged],
-                   received_at: datetime, bulk: bool) -> int:
+                   received_at: datetime, bulk: bool, aggregate: bool) -> int:
     """Stage, drop what is already stored, insert the rest, aggregate from the stage.
 
     Race-free because a SQLite write transaction (BEGIN IMMEDIATE) holds the database lock. The
@@ -123,7 +127,7 @@ def _insert_sqlite(conn: Connection, contact_ids: Sequence[int], staged: Sequenc
             f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM temp.{_STAGE} WHERE true "
             "ORDER BY contact_id, name, occurred_at ON CONFLICT (message_id) DO NOTHING")
         inserted = cursor.rowcount
-        if inserted:
+        if inserted and aggregate:
             for sql in _aggregate_sql(f"temp.{_STAGE}", _sqlite_least, _sqlite_greatest):
                 cursor.execute(sql)
         cursor.execute(f"DELETE FROM temp.{_STAGE}")
@@ -132,11 +136,24 @@ def _insert_sqlite(conn: Connection, contact_ids: Sequence[int], staged: Sequenc
     return inserted
 
 
-def _prepare_sqlite(cursor: Any, bulk: bool) -> None:
-    """The stage; for a bulk import, page caches and fewer WAL checkpoints for this connection."""
-    if bulk:
-        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+def prepare_bulk_connection(conn: Connection, cache_kib: int = SQLITE_CACHE_KIB) -> None:
+    """SQLite: a large page cache and fewer WAL checkpoints for this (importing) connection.
+
+    Imports probe and insert into indexes in random order (emails, contacts); with the default
+    2 MB cache nearly every probe is a read and every commit rewrites pages evicted meanwhile.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         cursor.execute("PRAGMA wal_autocheckpoint=25000")  # pages (4 KiB): ~100 MB of WAL between checkpoints
+    finally:
+        cursor.close()
+
+
+def _prepare_sqlite(cursor: Any, bulk: bool) -> None:
+    """The stage; for a bulk import, a temporary-database cache that holds a batch."""
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (contact_id INTEGER, name TEXT, message_id TEXT, "
         "occurred_at TEXT, received_at TEXT, properties TEXT, order_id TEXT, revenue REAL, currency TEXT)")
@@ -147,7 +164,7 @@ def _prepare_sqlite(cursor: Any, bulk: bool) -> None:
 
 
 def _insert_postgres(conn: Connection, contact_ids: Sequence[int], staged: Sequence[Staged],
-                     received_at: datetime) -> int:
+                     received_at: datetime, aggregate: bool) -> int:
     """COPY into a staging table, then one statement: insert the new events and fold them in."""
     # The statement's sorts and hash aggregates hold a batch (~8 MB per 50,000 events); at the
     # default 4 MB they spill to disk (~3% of the statement's time). Ends with the transaction.
@@ -161,11 +178,11 @@ def _insert_postgres(conn: Connection, contact_ids: Sequence[int], staged: Seque
         copy.write(_copy_lines(contact_ids, staged, stamp_text(received_at)))
     contact_sql, stats_sql = _aggregate_sql("ins", lambda a, b: f"LEAST({a}, {b})",
                                             lambda a, b: f"GREATEST({a}, {b})")
+    folded = f", agg AS ({contact_sql} RETURNING 1), stats AS ({stats_sql} RETURNING 1)" if aggregate else ""
     inserted = conn.exec_driver_sql(
         f"WITH ins AS (INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM {_STAGE} "
         "ORDER BY contact_id, name, occurred_at ON CONFLICT (message_id) DO NOTHING "
-        "RETURNING contact_id, name, occurred_at, revenue), "
-        f"agg AS ({contact_sql} RETURNING 1), stats AS ({stats_sql} RETURNING 1) "
+        f"RETURNING contact_id, name, occurred_at, revenue){folded} "
         "SELECT count(*) FROM ins").scalar_one()
     conn.exec_driver_sql(f"TRUNCATE {_STAGE}")
     return inserted

@@ -22,6 +22,7 @@ rejects only that row.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,20 +35,18 @@ from sqlalchemy.exc import IntegrityError
 from ..config import Settings
 from ..domain.errors import Conflict, Erased, FieldError
 from ..domain.profiles import ProfilePatch, ZoneInputs, resolve_timezone
-from ..domain.traits import parse_traits
 from ..store.engine import Store
 from ..store.schema import contacts
+from . import bulk_load
 from .clock import utcnow
 from .contacts import ContactService
-from .identity import Identifiers
 from .identity_bulk import chunks, create_contacts, erased_pairs, owners_by_value, unprepared
-from .import_bulk import insert_events
+from .import_bulk import SQLITE_BULK_LOAD_CACHE_KIB, SQLITE_CACHE_KIB, insert_events, prepare_bulk_connection
+from .import_contacts import MIN_BATCHES_FOR_PROCESS, ContactParser, ContactRow, ParsePool, parse_pool
 from .import_mappings import (
     MAPPINGS,
     ColumnPlan,
-    cdnow_contact,
     cdnow_event,
-    contact_traits,
     generic_event,
 )
 from .import_source import (
@@ -75,6 +74,7 @@ class ImportOptions:
     reject_file: Path | None = None  # default: ./<file stem>.<kind>.rejects.csv
     delimiter: str | None = None
     batch_size: int | None = None  # default: settings.import_batch_size
+    rebuild_indexes: bool | None = None  # events: bulk-load mode (see bulk_load); None: when it pays
 
 
 @dataclass
@@ -88,7 +88,8 @@ class ImportResult:
     contacts_created: int = 0
     reject_file: str | None = None
     unknown_columns: list[str] = field(default_factory=list)  # ignored (not --keep-unknown)
-    seconds: float = 0.0
+    indexes_rebuilt: list[str] = field(default_factory=list)  # bulk-load mode: dropped, then built again
+    seconds: float = 0.0  # in all, index rebuild included
 
     @property
     def rows_per_second(self) -> float:
@@ -107,18 +108,16 @@ class _Run:
     keep_unknown: bool
     event_parser: Callable[[int, str, Any], Staged] | None = None
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
-    seen: set[int] = field(default_factory=set)
+    seen: set[int] = field(default_factory=set)  # hashes of the identifiers read so far (reader thread)
+    repeated_customers: int = 0  # CDNOW purchase rows of a customer already read (reader thread)
     analyzed_at: int = -1  # contacts created when the statistics were last refreshed
+    batch_size: int = 1
+    deferred_aggregates: bool = False  # bulk-load mode: the aggregates are rebuilt at the end
+    exits: ExitStack = field(default_factory=ExitStack)  # closed when the run ends
+    parse_pool: ParsePool | None = None  # contacts: where rows are parsed (made on the first batch)
 
     def reject(self, row: SourceRow, reason: str) -> None:
         self.rejects.append((row.line, reason, row.raw))
-
-
-@dataclass
-class _ContactRow:
-    row: SourceRow
-    ids: Identifiers
-    patch: ProfilePatch
 
 
 class Importer:
@@ -129,31 +128,52 @@ class Importer:
 
     def import_contacts(self, path: Path, options: ImportOptions | None = None,
                         progress: Progress | None = None) -> ImportResult:
-        return self._run("contacts", Path(path), options or ImportOptions(), progress,
-                         lambda batch, _run: (len(batch), batch, ()), self._contact_batch)
+        return self._run("contacts", Path(path), options or ImportOptions(), progress, self._parse_contacts,
+                         self._contact_batch)
 
     def import_events(self, path: Path, options: ImportOptions | None = None,
                       progress: Progress | None = None) -> ImportResult:
-        return self._run("events", Path(path), options or ImportOptions(), progress, self._parse_events,
-                         self._event_batch)
+        """Store the events; a large import runs in bulk-load mode (see :mod:`bulk_load`)."""
+        options = options or ImportOptions()
+        started = perf_counter()
+        with self.store.write() as conn:
+            bulk_load.finish(conn)  # an earlier bulk load that died unfinished
+            bulk = options.rebuild_indexes
+            if bulk is None:
+                bulk = bulk_load.worth_it(_estimated_rows(Path(path)), bulk_load.stored_events(conn))
+            dropped = bulk_load.begin(conn) if bulk else []
+        try:
+            result = self._run("events", Path(path), options, progress, self._parse_events, self._event_batch,
+                               deferred_aggregates=bool(dropped))
+        finally:
+            if dropped:
+                with self.store.write() as conn:
+                    prepare_bulk_connection(conn, SQLITE_BULK_LOAD_CACHE_KIB)
+                    bulk_load.finish(conn)
+        result.indexes_rebuilt = dropped
+        result.seconds = perf_counter() - started
+        return result
 
     # -- the loop ------------------------------------------------------------------------
     def _run(self, kind: str, path: Path, options: ImportOptions, progress: Progress | None,
              prepare: Callable[[list[SourceRow], _Run], Prepared],
-             handle: Callable[[Connection, Any, _Run], None]) -> ImportResult:
+             handle: Callable[[Connection, Any, _Run], None], deferred_aggregates: bool = False) -> ImportResult:
         """Read and ``prepare`` batches in a background thread, ``handle`` each in one write transaction."""
         reader, mapping = self._reader(path, options)
         writer = RejectWriter(options.reject_file or Path.cwd() / f"{path.stem}.{kind}.rejects.csv")
         run = _Run(ImportResult(kind, str(path)), reader,
-                   ColumnPlan(kind, dict(options.columns), options.keep_unknown), mapping, options.keep_unknown)
+                   ColumnPlan(kind, dict(options.columns), options.keep_unknown), mapping, options.keep_unknown,
+                   deferred_aggregates=deferred_aggregates)
         default = self.settings.import_event_batch_size if kind == "events" else self.settings.import_batch_size
-        size = max(1, options.batch_size or default)
+        size = run.batch_size = max(1, options.batch_size or default)
+        cache_kib = SQLITE_BULK_LOAD_CACHE_KIB if deferred_aggregates else SQLITE_CACHE_KIB
         started = perf_counter()
         try:
             for count, payload, rejects in prefetched(prepare(batch, run) for batch in batched(iter(reader), size)):
                 run.result.rows_read += count
                 run.rejects.extend(rejects)
                 with self.store.write() as conn, unprepared(conn):
+                    prepare_bulk_connection(conn, cache_kib)
                     self._refresh_statistics(conn, run)
                     handle(conn, payload, run)
                 for line, reason, raw in run.rejects:
@@ -163,7 +183,9 @@ class Importer:
                     progress(reader.bytes_read, reader.total_bytes)
         finally:
             writer.close()
+            run.exits.close()
         result = run.result
+        result.unchanged += run.repeated_customers
         result.seconds = perf_counter() - started
         result.rejected = writer.count
         result.reject_file = str(writer.path) if writer.count else None
@@ -192,8 +214,7 @@ class Importer:
             run.analyzed_at = created
 
     # -- contacts ------------------------------------------------------------------------
-    def _contact_batch(self, conn: Connection, batch: list[SourceRow], run: _Run) -> None:
-        parsed = [item for item in (self._parse_contact(row, run) for row in batch) if item]
+    def _contact_batch(self, conn: Connection, parsed: list[ContactRow], run: _Run) -> None:
         found = {kind: owners_by_value(conn, kind, [getattr(p.ids, kind) for p in parsed if getattr(p.ids, kind)])
                  for kind in ("external_id", "email", "phone")}
         new, same, other = [], [], []
@@ -210,32 +231,35 @@ class Importer:
         self._update_contacts(conn, same, run, now)
         self._identify_one_by_one(conn, other, run)
 
-    def _parse_contact(self, row: SourceRow, run: _Run) -> _ContactRow | None:
-        if row.error:
-            run.reject(row, row.error)
-            return None
-        try:
-            fields = dict(zip(run.reader.header, row.fields, strict=True)) if run.reader.fmt == "csv" else row.fields
-            traits = cdnow_contact(fields) if run.mapping == "cdnow" else contact_traits(run.plan.apply(fields))
-            patch = parse_traits(traits, default_region=self.settings.default_phone_region,
-                                 keep_unknown=run.keep_unknown)
-            ids = Identifiers(patch.external_id, patch.email, patch.phone)
-            ids.require_any()
-        except FieldError as exc:
-            run.reject(row, str(exc))
-            return None
-        keys = [hash(pair) for pair in ids.pairs()]
-        repeated = next((pair for pair, key in zip(ids.pairs(), keys, strict=True) if key in run.seen), None)
-        if repeated:
-            if run.mapping == "cdnow":  # a purchases file: one row per purchase, not per customer
-                run.result.unchanged += 1
-            else:
-                run.reject(row, f"duplicate {repeated[0]} {repeated[1]!r}: already in an earlier row of this file")
-            return None
-        run.seen.update(keys)
-        return _ContactRow(row, ids, patch)
+    def _parse_contacts(self, batch: list[SourceRow], run: _Run) -> Prepared:
+        """(rows, parsed contacts, rejects): in the reader thread, without the database.
 
-    def _create_contacts(self, conn: Connection, items: list[_ContactRow], run: _Run, now: datetime) -> None:
+        Normalising emails and phones is most of a contact row's Python time; done here (in a
+        worker process for a large file), it overlaps the previous batch's writes and stays out of
+        the write transaction. Identifiers repeated within the file are rejected here, in file order.
+        """
+        if run.parse_pool is None:
+            parser = ContactParser(run.reader.header, run.reader.fmt, run.mapping, run.plan,
+                                   self.settings.default_phone_region, run.keep_unknown)
+            large = _estimated_rows(run.reader.path) >= MIN_BATCHES_FOR_PROCESS * run.batch_size
+            run.parse_pool = run.exits.enter_context(parse_pool(parser, use_process=large))
+        parsed = run.parse_pool.parse(batch).result()
+        run.plan.unknown.update(parsed.unknown_columns)
+        kept: list[ContactRow] = []
+        for item in parsed.items:
+            keys = [hash(pair) for pair in item.ids.pairs()]
+            repeated = next((pair for pair, key in zip(item.ids.pairs(), keys, strict=True) if key in run.seen), None)
+            if repeated is None:
+                run.seen.update(keys)
+                kept.append(item)
+            elif run.mapping == "cdnow":  # a purchases file: one row per purchase, not per customer
+                run.repeated_customers += 1
+            else:
+                parsed.rejects.append((item.row.line, f"duplicate {repeated[0]} {repeated[1]!r}: already in an "
+                                                      "earlier row of this file", item.row.raw))
+        return len(batch), kept, parsed.rejects
+
+    def _create_contacts(self, conn: Connection, items: list[ContactRow], run: _Run, now: datetime) -> None:
         erased = erased_pairs(conn, self.settings.hash_salt, [p for item in items for p in item.ids.pairs()])
         kept = []
         for item in items:
@@ -257,7 +281,7 @@ class Importer:
                       custom_dates=dict(patch.custom_dates))
         return values
 
-    def _update_contacts(self, conn: Connection, items: list[tuple[_ContactRow, int]], run: _Run,
+    def _update_contacts(self, conn: Connection, items: list[tuple[ContactRow, int]], run: _Run,
                          now: datetime) -> None:
         current: dict[int, Any] = {}
         for chunk in chunks(sorted({contact_id for _, contact_id in items})):
@@ -270,7 +294,7 @@ class Importer:
             conn.execute(update(contacts).where(contacts.c.id == contact_id).values(**values, updated_at=now))
             run.result.imported += 1
 
-    def _identify_one_by_one(self, conn: Connection, items: list[_ContactRow], run: _Run) -> None:
+    def _identify_one_by_one(self, conn: Connection, items: list[ContactRow], run: _Run) -> None:
         for item in items:
             try:
                 with conn.begin_nested():
@@ -288,7 +312,7 @@ class Importer:
     def _event_batch(self, conn: Connection, staged: list[Staged], run: _Run) -> None:
         now = utcnow()
         contact_ids, staged = self._attach_contacts(conn, staged, run, now)
-        inserted = insert_events(conn, contact_ids, staged, now, bulk=True)
+        inserted = insert_events(conn, contact_ids, staged, now, bulk=True, aggregate=not run.deferred_aggregates)
         run.result.imported += inserted
         run.result.unchanged += len(staged) - inserted
 
@@ -351,3 +375,14 @@ class Importer:
                     run.rejects.append((item[LINE], ERASED_REASON, item[RAW]))
             staged = [item for item in staged if item[KEY] not in erased]
         return [known[item[KEY]] for item in staged], staged
+
+
+def _estimated_rows(path: Path, sample_bytes: int = 1 << 20) -> int:
+    """Rows in the file, from its size and the line length in its first megabyte."""
+    if not path.is_file():
+        return 0
+    with path.open("rb") as source:
+        sample = source.read(sample_bytes)
+    lines = sample.count(b"\n")
+    size = path.stat().st_size
+    return size // max(1, len(sample) // lines) if lines else int(bool(size))

@@ -1,0 +1,65 @@
+"""A large contacts file is parsed in a worker process; the outcome is the same as in-process.
+
+Every test runs on SQLite and PostgreSQL (the ``app`` fixture).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from sqlalchemy import select
+
+from clarion.services.import_contacts import MIN_BATCHES_FOR_PROCESS, ContactParser, parse_pool
+from clarion.services.import_mappings import ColumnPlan
+from clarion.services.import_source import SourceRow
+from clarion.services.importer import Importer, ImportOptions
+from clarion.store.schema import contacts
+
+
+def _contacts_file(path: Path, rows: int) -> Path:
+    lines = ["external_id,email,phone,country,shoe_size"]
+    for i in range(rows):
+        lines.append(f"x{i},Person.{i}@Example.COM,+3519123{i:05d},PT,{40 + i % 5}")
+    lines.append("x3,someone.else@example.com,,PT,41")  # external id repeated in a later batch
+    lines.append("x999,bad@,,PT,42")  # invalid email
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_worker_process_parses_like_the_importer_itself(app, tmp_path):
+    # given a file large enough (in batches of 5 rows) to be parsed in a worker process
+    rows = MIN_BATCHES_FOR_PROCESS * 5 + 7
+    path = _contacts_file(tmp_path / "people.csv", rows)
+    rejects = tmp_path / "rejects.csv"
+    # when it is imported
+    result = Importer(app.settings, app.store, app.contacts).import_contacts(
+        path, ImportOptions(batch_size=5, reject_file=rejects))
+    # then the good rows are stored, normalised, and the bad ones rejected with their line and reason
+    assert (result.rows_read, result.imported, result.rejected) == (rows + 2, rows, 2)
+    assert result.unknown_columns == ["shoe_size"]
+    with rejects.open(newline="") as handle:
+        reasons = {int(row["line"]): row["reason"] for row in csv.DictReader(handle)}
+    assert reasons[rows + 2].startswith("duplicate external_id 'x3'")
+    assert reasons[rows + 3].startswith("email:")
+    with app.store.read() as conn:
+        stored = conn.execute(select(contacts.c.email, contacts.c.phone)
+                              .where(contacts.c.external_id == "x7")).one()
+    assert stored == ("person.7@example.com", "+351912300007")
+
+
+def test_process_and_thread_parsing_give_identical_results(tmp_path):
+    # given the same rows parsed here and in a worker process
+    header = ["external_id", "email", "phone", "country", "birthday"]
+    rows = [SourceRow(i + 2, "raw", [f"c{i}", f"a{i}@x.io", "+12125551234", "US", "1990-02-28"]) for i in range(40)]
+    rows.append(SourceRow(50, "raw", ["c99", "not-an-email", "", "US", ""]))
+    rows.append(SourceRow(51, "raw", error="expected 5 columns, found 2"))
+
+    def parser() -> ContactParser:
+        return ContactParser(header, "csv", None, ColumnPlan("contacts"), "US", False)
+
+    with parse_pool(parser(), use_process=False) as here, parse_pool(parser(), use_process=True) as there:
+        local, remote = here.parse(rows).result(), there.parse(rows).result()
+    # then items and rejects are equal
+    assert [(i.row.line, i.ids, i.patch) for i in local.items] == [(i.row.line, i.ids, i.patch) for i in remote.items]
+    assert local.rejects == remote.rejects and len(local.rejects) == 2
