@@ -1,0 +1,1 @@
+"""Customer-base prediction models: pure numerical code, no database access."""

@@ -1,0 +1,1 @@
+"""Segments: rules over contacts, in JSON and text form."""
