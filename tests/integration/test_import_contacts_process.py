@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from clarion.services.import_contacts import MIN_BATCHES_FOR_PROCESS, ContactParser, parse_pool
+from clarion.services.import_contacts import MIN_BATCHES_FOR_PROCESS, ContactParser, SeenKeys, parse_pool
 from clarion.services.import_mappings import ColumnPlan
 from clarion.services.import_source import SourceRow
 from clarion.services.importer import Importer, ImportOptions
@@ -63,3 +63,14 @@ def test_process_and_thread_parsing_give_identical_results(tmp_path):
     # then items and rejects are equal
     assert [(i.row.line, i.ids, i.patch) for i in local.items] == [(i.row.line, i.ids, i.patch) for i in remote.items]
     assert local.rejects == remote.rejects and len(local.rejects) == 2
+
+
+def test_seen_keys_report_the_first_repeated_key_of_each_row():
+    # given keys already read in an earlier batch
+    seen = SeenKeys()
+    assert seen.first_repeat([[1, 2], [3]]) == [None, None]
+    # when a batch repeats an earlier key, a key of its own earlier row, or nothing
+    repeats = seen.first_repeat([[9, 3], [4, 5], [6, 5], [-2**63, 2**63 - 1]])
+    # then each row names its first repeated key; rows with a repeat add none of their keys
+    assert repeats == [1, None, 1, None]
+    assert len(seen) == 7 and seen.first_repeat([[9], [2**63 - 1]]) == [None, 0]

@@ -10,10 +10,12 @@ Duplicate detection stays in the importer, which sees the rows in file order.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..domain.errors import FieldError
 from ..domain.profiles import ProfilePatch
@@ -72,6 +74,44 @@ class ContactParser:
         ids = Identifiers(patch.external_id, patch.email, patch.phone)
         ids.require_any()
         return ContactRow(row, ids, patch)
+
+
+class SeenKeys:
+    """Hashes (64-bit) of the identifiers read so far in a file, to spot a key repeated in a later row.
+
+    A sorted int64 array: 8 bytes per identifier, where a Python set of ints takes about 90 (a
+    million contacts with three identifiers each: 24 MB instead of ~270 MB). A collision of two
+    different identifiers has a chance of about n^2 / 2^65 (2e-7 for three million).
+    """
+
+    def __init__(self) -> None:
+        self._sorted = np.empty(0, dtype=np.int64)
+
+    def first_repeat(self, keys_per_row: Sequence[Sequence[int]]) -> list[int | None]:
+        """For each row (in order), the position of its first key seen before, else None; new rows' keys are added."""
+        known = self._known(np.fromiter((k for keys in keys_per_row for k in keys), dtype=np.int64))
+        repeats: list[int | None] = []
+        added: set[int] = set()
+        offset = 0
+        for keys in keys_per_row:
+            hit = next((i for i, key in enumerate(keys) if known[offset + i] or key in added), None)
+            if hit is None:
+                added.update(keys)
+            repeats.append(hit)
+            offset += len(keys)
+        if added:
+            new = np.sort(np.fromiter(added, dtype=np.int64))
+            self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, new), new)
+        return repeats
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def _known(self, keys: np.ndarray) -> np.ndarray:
+        if not len(self._sorted):
+            return np.zeros(len(keys), dtype=bool)
+        positions = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
+        return self._sorted[positions] == keys
 
 
 class ParsePool:

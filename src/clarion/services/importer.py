@@ -2,8 +2,8 @@
 
 Streaming and batched: ``settings.import_batch_size`` rows per ``store.write()`` transaction, so
 memory does not grow with the file (except, for contacts, one 64-bit hash per identifier to spot
-duplicates within the file). Every bad row goes to the reject file (``line,reason,raw``) and every
-good row is kept.
+duplicates within the file: 8 bytes each, see ``import_contacts.SeenKeys``). Every bad row goes to
+the reject file (``line,reason,raw``) and every good row is kept.
 
 Idempotency:
 - Events are keyed by their message id: a mapped id column, else ``imp-`` + SHA-1 of (mapping
@@ -42,7 +42,7 @@ from .clock import utcnow
 from .contacts import ContactService
 from .identity_bulk import chunks, create_contacts, erased_pairs, owners_by_value, unprepared
 from .import_bulk import SQLITE_BULK_LOAD_CACHE_KIB, SQLITE_CACHE_KIB, insert_events, prepare_bulk_connection
-from .import_contacts import MIN_BATCHES_FOR_PROCESS, ContactParser, ContactRow, ParsePool, parse_pool
+from .import_contacts import MIN_BATCHES_FOR_PROCESS, ContactParser, ContactRow, ParsePool, SeenKeys, parse_pool
 from .import_mappings import (
     MAPPINGS,
     ColumnPlan,
@@ -108,7 +108,7 @@ class _Run:
     keep_unknown: bool
     event_parser: Callable[[int, str, Any], Staged] | None = None
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
-    seen: set[int] = field(default_factory=set)  # hashes of the identifiers read so far (reader thread)
+    seen: SeenKeys = field(default_factory=SeenKeys)  # the identifiers read so far (reader thread)
     repeated_customers: int = 0  # CDNOW purchase rows of a customer already read (reader thread)
     analyzed_at: int = -1  # contacts created when the statistics were last refreshed
     batch_size: int = 1
@@ -246,17 +246,16 @@ class Importer:
         parsed = run.parse_pool.parse(batch).result()
         run.plan.unknown.update(parsed.unknown_columns)
         kept: list[ContactRow] = []
-        for item in parsed.items:
-            keys = [hash(pair) for pair in item.ids.pairs()]
-            repeated = next((pair for pair, key in zip(item.ids.pairs(), keys, strict=True) if key in run.seen), None)
-            if repeated is None:
-                run.seen.update(keys)
+        repeats = run.seen.first_repeat([[hash(pair) for pair in item.ids.pairs()] for item in parsed.items])
+        for item, repeat in zip(parsed.items, repeats, strict=True):
+            if repeat is None:
                 kept.append(item)
             elif run.mapping == "cdnow":  # a purchases file: one row per purchase, not per customer
                 run.repeated_customers += 1
             else:
-                parsed.rejects.append((item.row.line, f"duplicate {repeated[0]} {repeated[1]!r}: already in an "
-                                                      "earlier row of this file", item.row.raw))
+                kind, value = item.ids.pairs()[repeat]
+                parsed.rejects.append((item.row.line, f"duplicate {kind} {value!r}: already in an earlier row of "
+                                                      "this file", item.row.raw))
         return len(batch), kept, parsed.rejects
 
     def _create_contacts(self, conn: Connection, items: list[ContactRow], run: _Run, now: datetime) -> None:
