@@ -3,25 +3,39 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, select
 
-from clarion.store.migrate import current_revision
+from clarion.store.migrate import alembic_config, current_revision
 from clarion.store.schema import contacts, metadata
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def test_migrations_create_exactly_the_schema(app):
     with app.store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diff == []
-    assert current_revision(app.store.engine) == "0001"
+    assert current_revision(app.store.engine) == HEAD
 
 
 def test_migrating_twice_is_a_no_op(app):
     app.migrate()
     app.migrate()
-    assert current_revision(app.store.engine) == "0001"
+    assert current_revision(app.store.engine) == HEAD
+
+
+def test_the_segments_migration_goes_down_and_up_again(app):
+    # given the latest schema, when migrated down to the foundation's and up again
+    command.downgrade(alembic_config(app.store.engine), "0001")
+    assert "segments" not in inspect(app.store.engine).get_table_names()
+    app.migrate()
+    # then the schema is the latest again
+    assert current_revision(app.store.engine) == HEAD
+    assert {"segments", "contact_scores", "engagements"} <= set(inspect(app.store.engine).get_table_names())
 
 
 def test_times_come_back_aware_and_in_utc(app):

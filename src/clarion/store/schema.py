@@ -245,3 +245,6 @@ api_keys = Table(
     Column("revoked_at", UtcDateTime),
     CheckConstraint("scope IN ('ingest', 'admin')", name="scope"),
 )
+
+# -- segments and scores (the tables of ``schema_scores`` register on the same metadata) -----
+from . import schema_scores  # noqa: E402, F401  (import for its side effect: the tables exist)

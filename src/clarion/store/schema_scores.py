@@ -1,0 +1,125 @@
+"""Tables for segments, scores and engagement: on the same metadata as :mod:`schema`."""
+
+from __future__ import annotations
+
+from sqlalchemy import CheckConstraint, Column, Float, ForeignKey, Index, Integer, String, Table, Text
+
+from .schema import _contact_fk, metadata
+from .types import Id, Json, UtcDateTime
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("description", Text),
+    # The rule's canonical JSON (segments.rule_json); the text form is printed from it.
+    Column("rule", Json, nullable=False),
+    # Scheduled full refresh every N minutes; NULL: on demand (and incremental) only.
+    Column("refresh_minutes", Integer),
+    Column("member_count", Integer, nullable=False, default=0),
+    Column("refreshed_at", UtcDateTime),
+    # What the last refresh had seen: an incremental refresh looks only at contacts with events,
+    # consent changes or profile updates past these marks.
+    Column("event_mark", Id, nullable=False, default=0),
+    Column("ledger_mark", Id, nullable=False, default=0),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+segment_members = Table(
+    "segment_members",
+    metadata,
+    Column("segment_id", Id, ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    Column("entered_at", UtcDateTime, nullable=False),
+    Index(None, "contact_id"),
+)
+
+# Entering and leaving, for journeys that trigger on "entered segment" and for the history.
+segment_changes = Table(
+    "segment_changes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("segment_id", Id, ForeignKey("segments.id", ondelete="CASCADE"), nullable=False),
+    _contact_fk(),
+    Column("change", String(8), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    CheckConstraint("change IN ('entered', 'left')", name="change"),
+    Index(None, "segment_id", "id"),
+    Index(None, "contact_id"),
+)
+
+# One row per scored contact: RFM, lead score and the BG/NBD + Gamma-Gamma predictions.
+contact_scores = Table(
+    "contact_scores",
+    metadata,
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    Column("rfm_r", Integer),  # 1..5 quintile scores; 5 is best (most recent, most frequent, most spent)
+    Column("rfm_f", Integer),
+    Column("rfm_m", Integer),
+    Column("rfm_segment", String(32)),  # champions, loyal, ... (scoring.rfm.SEGMENT_GRID)
+    Column("rfm_at", UtcDateTime),
+    Column("lead_score", Float),
+    Column("lead_at", UtcDateTime),
+    Column("p_alive", Float),  # BG/NBD probability that the customer is still active
+    Column("expected_purchases", Float),  # in the horizon of the fit's settings
+    Column("expected_order_value", Float),  # Gamma-Gamma, in the orders' currency
+    Column("lifetime_value", Float),  # discounted, over the fit's horizon
+    Column("predicted_at", UtcDateTime),
+    Index(None, "rfm_segment"),
+)
+
+# "Moved from Loyal to At risk": one row per contact whose RFM segment changed in a recompute.
+rfm_transitions = Table(
+    "rfm_transitions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _contact_fk(),
+    Column("from_segment", String(32)),
+    Column("to_segment", String(32)),
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "contact_id"),
+    Index(None, "at"),
+)
+
+# Fitted model parameters (bgnbd, gamma_gamma), kept so they can be shown and compared over time.
+model_fits = Table(
+    "model_fits",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(32), nullable=False),
+    Column("params", Json, nullable=False),
+    Column("customers", Integer, nullable=False),
+    Column("log_likelihood", Float),
+    Column("settings", Json, nullable=False, default=dict),
+    Column("fitted_at", UtcDateTime, nullable=False),
+    Index(None, "model", "fitted_at"),
+)
+
+# Workspace-wide documents edited through the API or a file: the lead scoring rules, for now.
+workspace_settings = Table(
+    "workspace_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("document", Json, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Engagement with our messages. Written by delivery and tracking (later issues); segments read it.
+engagements = Table(
+    "engagements",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    _contact_fk(),
+    Column("campaign_id", Id),
+    Column("channel", String(16), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    CheckConstraint("action IN ('received', 'opened', 'clicked', 'converted')", name="action"),
+    Index(None, "contact_id", "action", "occurred_at"),
+    Index(None, "campaign_id", "action"),
+)
+
+# Incremental segment refresh finds the contacts whose profile changed since its last run.
+Index("ix_contacts_updated_at", metadata.tables["contacts"].c.updated_at)
