@@ -6,8 +6,13 @@ Every test runs on SQLite and PostgreSQL (the ``app`` fixture).
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 from sqlalchemy import select
 
 from clarion.services.import_contacts import MIN_BATCHES_FOR_PROCESS, ContactParser, SeenKeys, parse_pool
@@ -74,3 +79,32 @@ def test_seen_keys_report_the_first_repeated_key_of_each_row():
     # then each row names its first repeated key; rows with a repeat add none of their keys
     assert repeats == [1, None, 1, None]
     assert len(seen) == 7 and seen.first_repeat([[9], [2**63 - 1]]) == [None, 0]
+
+
+def test_worker_process_exits_when_the_import_is_killed(tmp_path):
+    # given an import of a large file running in its own process, with its parsing worker started
+    path = _contacts_file(tmp_path / "many.csv", 30_000)
+    env = {**os.environ, "CLARION_DATABASE_URL": f"sqlite:///{tmp_path / 'kill.db'}"}
+    subprocess.run([sys.executable, "-m", "clarion", "db", "upgrade"], env=env, check=True, capture_output=True)
+    importer = psutil.Popen([sys.executable, "-m", "clarion", "import", "contacts", str(path), "--json",
+                             "--batch-size", "100", "--reject-file", str(tmp_path / "r.csv")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = _wait_for(lambda: [p for p in importer.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())])
+    # when the importer is killed outright
+    importer.kill()
+    importer.wait(10)
+    # then its worker does not linger as an orphan
+    assert _wait_for(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers))
+
+
+def _wait_for(condition, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except psutil.Error:
+            value = None
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")

@@ -10,6 +10,9 @@ Duplicate detection stays in the importer, which sees the rows in file order.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -134,8 +137,20 @@ def parse_pool(parser: ContactParser, use_process: bool) -> Iterator[ParsePool]:
     if not use_process:
         yield ParsePool(parser, None)
         return
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
         yield ParsePool(parser, executor)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """In the worker: exit when the importing process is gone (killed), instead of idling on as an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
