@@ -137,11 +137,25 @@ def customer_lifetime_value(bgnbd: BgNbdParams | Sequence[float], gg: GammaGamma
     of (E[Y(i)] - E[Y(i-1)]) * E[M] / (1 + discount_rate) ** i, so each period's purchases are discounted
     by its end. Only future purchases count; value already spent is not included.
     """
+    return expected_average_value(gg, frequency, monetary_value) * discounted_purchases(
+        bgnbd, frequency, recency, T, periods=periods, discount_rate=discount_rate)
+
+
+def discounted_purchases(bgnbd: BgNbdParams | Sequence[float], frequency, recency, T, *, periods: int,
+                         discount_rate: float) -> np.ndarray:
+    """The sum over i = 1..periods of (E[Y(i)] - E[Y(i-1)]) / (1 + discount_rate) ** i, per customer.
+
+    One period at a time, so memory stays at a few arrays of the customers' size (a million customers
+    over 52 weeks would otherwise stack 53 arrays: 424 MB).
+    """
     if periods != int(periods) or periods < 0:
         raise ValueError("periods must be a whole, non-negative number")
     if not discount_rate >= 0:
         raise ValueError("discount_rate must not be negative")
-    value = expected_average_value(gg, frequency, monetary_value)
-    cumulative = np.stack([expected_purchases(bgnbd, i, frequency, recency, T) for i in range(int(periods) + 1)])
-    discount = (1.0 + discount_rate) ** -np.arange(1.0, int(periods) + 1.0)
-    return value * (np.diff(cumulative, axis=0) * discount[:, None]).sum(axis=0)
+    previous = expected_purchases(bgnbd, 0, frequency, recency, T)
+    total = np.zeros_like(previous, dtype=float)
+    for i in range(1, int(periods) + 1):
+        current = expected_purchases(bgnbd, i, frequency, recency, T)
+        total += (current - previous) / (1.0 + discount_rate) ** i
+        previous = current
+    return total

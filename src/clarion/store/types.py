@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
@@ -66,3 +66,22 @@ def _greatest_sqlite(element, compiler, **kw) -> str:
 def _least_sqlite(element, compiler, **kw) -> str:
     a, b = (compiler.process(arg, **kw) for arg in element.clauses)
     return f"min(coalesce({a}, {b}), coalesce({b}, {a}))"
+
+
+class utc_day(GenericFunction):  # noqa: N801 - SQL function name
+    """The UTC calendar day of a ``UtcDateTime`` as 'YYYY-MM-DD' text, on both stores."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element, compiler, **kw) -> str:
+    (value,) = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"substr({value}, 1, 10)"  # stored as naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element, compiler, **kw) -> str:
+    (value,) = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"to_char({value} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
