@@ -97,9 +97,9 @@ def predict_and_store(conn: Connection, settings: PredictionSettings | None = No
     _write_scores(conn, summary.keys, columns, now)
     recorded = {**asdict(settings), "as_of": as_of.isoformat()}
     conn.execute(model_fits.insert(), [
-        {"model": "bgnbd", "params": _params(params), "customers": params.customers,
+        {"model": "bgnbd", "params": _params(params, only_model=True), "customers": params.customers,
          "log_likelihood": params.log_likelihood, "settings": recorded, "fitted_at": now},
-        *([{"model": "gamma_gamma", "params": _params(spend), "customers": spend.customers,
+        *([{"model": "gamma_gamma", "params": _params(spend, only_model=True), "customers": spend.customers,
             "log_likelihood": spend.log_likelihood, "settings": recorded, "fitted_at": now}] if spend else [])])
     return PredictionResult(len(summary), _params(params), _params(spend) if spend else None, recorded,
                             round(fit_seconds, 3), round(perf_counter() - started, 3))
@@ -136,8 +136,10 @@ def _write_scores(conn: Connection, keys: np.ndarray, columns: dict[str, np.ndar
             rows[start:start + WRITE_CHUNK])
 
 
-def _params(params: Any) -> dict[str, Any]:
-    return {key: round(value, 6) if isinstance(value, float) else value for key, value in params.as_dict().items()}
+def _params(params: Any, only_model: bool = False) -> dict[str, Any]:
+    """The fit as a dict, rounded to 6 decimals; ``only_model``: without the log-likelihood and size."""
+    return {key: round(value, 6) if isinstance(value, float) else value for key, value in params.as_dict().items()
+            if not only_model or key not in ("log_likelihood", "customers")}
 
 
 def latest_fits(conn: Connection) -> dict[str, dict[str, Any]]:

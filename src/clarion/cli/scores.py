@@ -1,0 +1,105 @@
+"""``rfm compute|summary|transitions`` and ``predictions fit|show|top``."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+import typer
+
+from ..domain.errors import FieldError
+from ..services import predictions as prediction_service
+from ..services import rfm as rfm_service
+from .output import JSON_OPTION, app_of, console, emit, key_values, table
+
+rfm_app = typer.Typer(no_args_is_help=True, help="RFM scores and named segments.")
+predictions_app = typer.Typer(no_args_is_help=True, help="BG/NBD + Gamma-Gamma: churn and lifetime value.")
+
+AS_OF = typer.Option(None, "--as-of", help="Reference date (YYYY-MM-DD, end of that day UTC); default now.")
+
+
+def _end_of_day(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(text), time(23, 59, 59, 999999), UTC)
+    except ValueError:
+        raise FieldError("--as-of", f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+@rfm_app.command("compute")
+def rfm_compute(ctx: typer.Context,
+                window_days: int | None = typer.Option(None, "--window-days", min=1,
+                                                       help="Orders in the last N days only (default: all)."),
+                as_of: str | None = AS_OF, as_json: bool = JSON_OPTION) -> None:
+    """Score every customer 1..5 on recency, frequency and monetary value, and name their segment."""
+    clarion = app_of(ctx)
+    with clarion.store.write() as conn:
+        result = rfm_service.compute(conn, window_days=window_days, as_of=_end_of_day(as_of))
+    emit(result.as_dict(), as_json, lambda: console.print(key_values("RFM computed", result.as_dict())))
+
+
+@rfm_app.command("summary")
+def rfm_summary(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Contacts per named RFM segment, with their average orders and revenue."""
+    clarion = app_of(ctx)
+    with clarion.store.read() as conn:
+        rows = rfm_service.summary(conn)
+    emit(rows, as_json, lambda: console.print(table(
+        "RFM segments", ("segment", "contacts", "avg orders", "avg revenue"),
+        ([r["label"], f"{r['contacts']:,}", r["avg_orders"], r["avg_revenue"]] for r in rows))))
+
+
+@rfm_app.command("transitions")
+def rfm_transitions(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, max=10_000),
+                    as_json: bool = JSON_OPTION) -> None:
+    """The latest moves between RFM segments ("from loyal to at_risk")."""
+    clarion = app_of(ctx)
+    with clarion.store.read() as conn:
+        rows = rfm_service.transitions(conn, limit=limit)
+    emit(rows, as_json, lambda: console.print(table(
+        "RFM transitions", ("contact", "from", "to", "at"),
+        ([r["contact_id"], r["from_segment"], r["to_segment"] or "(no orders in window)", r["at"]] for r in rows))))
+
+
+@predictions_app.command("fit")
+def predictions_fit(ctx: typer.Context, as_of: str | None = AS_OF,
+                    horizon_days: int = typer.Option(90, "--horizon-days", min=1, help="Expected purchases in N days."),
+                    clv_days: int = typer.Option(365, "--clv-days", min=1, help="Lifetime value horizon in days."),
+                    as_json: bool = JSON_OPTION) -> None:
+    """Fit BG/NBD and Gamma-Gamma on every customer's orders and store each customer's predictions."""
+    clarion = app_of(ctx)
+    settings = prediction_service.PredictionSettings(horizon_days=horizon_days, clv_horizon_days=clv_days,
+                                                     as_of=_end_of_day(as_of))
+    with clarion.store.write() as conn:
+        result = prediction_service.predict_and_store(conn, settings)
+    emit(result.as_dict(), as_json, lambda: console.print(key_values("Models fitted", result.as_dict())))
+
+
+@predictions_app.command("show")
+def predictions_show(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """The latest fitted parameters of each model."""
+    clarion = app_of(ctx)
+    with clarion.store.read() as conn:
+        fits = prediction_service.latest_fits(conn)
+    emit(fits, as_json, lambda: console.print(table(
+        "Fitted models", ("model", "parameters", "customers", "log-likelihood", "fitted at"),
+        ([m, f["params"], f["customers"], f["log_likelihood"], f["fitted_at"]] for m, f in fits.items()))))
+
+
+@predictions_app.command("top")
+def predictions_top(ctx: typer.Context, limit: int = typer.Option(10, "--limit", min=1, max=10_000),
+                    as_json: bool = JSON_OPTION) -> None:
+    """The contacts with the highest predicted lifetime value."""
+    clarion = app_of(ctx)
+    with clarion.store.read() as conn:
+        rows = prediction_service.top_customers(conn, limit=limit)
+    emit(rows, as_json, lambda: console.print(table(
+        "Highest predicted lifetime value", ("contact", "external id", "orders", "revenue", "P(alive)",
+                                             "expected orders", "order value", "lifetime value"),
+        ([r["id"], r["external_id"], r["order_count"], _money(r["revenue_total"]), f"{r['p_alive']:.3f}",
+          f"{r['expected_purchases']:.2f}", _money(r["expected_order_value"]), _money(r["lifetime_value"])]
+         for r in rows))))
+
+
+def _money(value: float | None) -> str:
+    return "" if value is None else f"{value:,.2f}"
