@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import admin, contacts, imports, scores
+from . import admin, contacts, imports, scores, segments
 from .output import ClarionGroup, State
 
 app = typer.Typer(cls=ClarionGroup, no_args_is_help=True, add_completion=False,
@@ -34,6 +34,7 @@ app.add_typer(contacts.contacts_app, name="contacts")
 app.add_typer(contacts.events_app, name="events")
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.aggregates_app, name="aggregates")
+app.add_typer(segments.segments_app, name="segments")
 app.add_typer(scores.rfm_app, name="rfm")
 app.add_typer(scores.predictions_app, name="predictions")
 app.command("stats")(admin.stats)

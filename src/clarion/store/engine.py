@@ -14,6 +14,8 @@ from contextlib import contextmanager, nullcontext
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from .sqlite_math import register_sqlite_math
+
 
 def make_engine(database_url: str, *, sqlite_busy_timeout_ms: int = 30_000, echo: bool = False) -> Engine:
     url = make_url(database_url)
@@ -36,6 +38,8 @@ def _sqlite_engine(database_url: str, busy_timeout_ms: int, echo: bool) -> Engin
         # With WAL, NORMAL loses no committed transaction on a crash, only on power loss.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # Segments' "near" needs sin/cos, missing from SQLite builds without SQLITE_ENABLE_MATH_FUNCTIONS.
+        register_sqlite_math(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

@@ -1,0 +1,281 @@
+"""Segments: named rules, previewed and explained live, with materialised membership and its changes.
+
+A segment's rule is stored as canonical JSON and shown in the text form. Membership is
+materialised in ``segment_members``; every refresh records who entered and who left in
+``segment_changes`` (what journeys trigger on). Refreshes:
+
+- **full**: the compiled rule over every contact (on demand, and on the segment's schedule:
+  ``refresh_minutes``, run by ``clarion segments refresh --due``);
+- **incremental**: the rule over the contacts whose data changed since the last refresh: new
+  events, consent changes and profile updates. Conditions relative to the current time (``within
+  90 days``, ``in next 7 days``) also change as time passes without any data changing: those are
+  caught by the next full refresh, so a segment using them should have a schedule. Score
+  recomputes (``rfm compute``, ``predictions fit``) change many contacts at once: refresh fully
+  after them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from time import perf_counter
+from typing import Any
+
+from sqlalchemy import Column, Connection, MetaData, Table, delete, func, literal, select, union, update
+
+from ..config import Settings
+from ..domain.errors import Conflict, NotFound
+from ..domain.rules import InSegment, Rule, RuleError, walk
+from ..segments.compiler import CompileContext, compile_rule
+from ..segments.explain import explain as explain_rule
+from ..segments.rule_json import rule_from_json, rule_to_json
+from ..segments.rule_text import format_rule, parse_rule
+from ..store.schema import consent_ledger, contacts, events
+from ..store.schema_scores import segment_changes, segment_members, segments
+from ..store.types import Id
+from .clock import utcnow
+
+MAX_NAME = 100
+_scratch = MetaData()
+_fresh = Table("clarion_segment_fresh", _scratch, Column("contact_id", Id, primary_key=True), prefixes=["TEMPORARY"])
+_candidates = Table("clarion_segment_candidates", _scratch, Column("contact_id", Id, primary_key=True),
+                    prefixes=["TEMPORARY"])
+
+
+@dataclass
+class RefreshResult:
+    segment: str
+    mode: str  # full | incremental
+    members: int
+    entered: int
+    left: int
+    examined: int  # contacts evaluated: all (full) or those with changed data (incremental)
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_any(rule: str | dict[str, Any] | Rule) -> Rule:
+    """A rule from its text form, its JSON form, or already a model."""
+    if isinstance(rule, str):
+        return parse_rule(rule)
+    if isinstance(rule, dict):
+        return rule_from_json(rule)
+    return rule
+
+
+class SegmentService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    # -- definitions ---------------------------------------------------------------------
+    def create(self, conn: Connection, name: str, rule: str | dict[str, Any] | Rule, *,
+               description: str | None = None, refresh_minutes: int | None = None) -> dict[str, Any]:
+        name = _clean_name(name)
+        if conn.execute(select(segments.c.id).where(segments.c.name == name)).first():
+            raise Conflict(f"segment {name!r} already exists")
+        model = parse_any(rule)
+        self._check_compiles(conn, name, model)
+        now = utcnow()
+        conn.execute(segments.insert().values(
+            name=name, description=description, rule=rule_to_json(model), refresh_minutes=_minutes(refresh_minutes),
+            member_count=0, event_mark=0, ledger_mark=0, created_at=now, updated_at=now))
+        return self.get(conn, name)
+
+    def update(self, conn: Connection, name: str, *, rule: str | dict[str, Any] | Rule | None = None,
+               description: str | None = None, refresh_minutes: int | None = None) -> dict[str, Any]:
+        row = self._row(conn, name)
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if rule is not None:
+            model = parse_any(rule)
+            self._check_compiles(conn, row.name, model)
+            values["rule"] = rule_to_json(model)
+        if description is not None:
+            values["description"] = description
+        if refresh_minutes is not None:
+            values["refresh_minutes"] = _minutes(refresh_minutes) if refresh_minutes > 0 else None
+        conn.execute(update(segments).where(segments.c.id == row.id).values(**values))
+        return self.get(conn, row.name)
+
+    def delete(self, conn: Connection, name: str) -> None:
+        row = self._row(conn, name)
+        users = [other.name for other in conn.execute(select(segments.c.name, segments.c.rule))
+                 if other.name != row.name and row.name in _referenced(rule_from_json(other.rule))]
+        if users:
+            raise Conflict(f"segment {row.name!r} is used by: {', '.join(sorted(users))}")
+        conn.execute(delete(segments).where(segments.c.id == row.id))
+
+    def get(self, conn: Connection, name: str) -> dict[str, Any]:
+        row = self._row(conn, name)
+        data = dict(row._mapping)
+        data["text"] = format_rule(rule_from_json(row.rule))
+        return data
+
+    def list(self, conn: Connection) -> list[dict[str, Any]]:
+        return [{**dict(row._mapping), "text": format_rule(rule_from_json(row.rule))}
+                for row in conn.execute(select(segments).order_by(segments.c.name))]
+
+    # -- evaluation ----------------------------------------------------------------------
+    def context(self, conn: Connection, *, overrides: dict[str, Rule] | None = None,
+                segment_name: str | None = None) -> CompileContext:
+        def resolve(name: str) -> Rule:
+            if overrides and name in overrides:
+                return overrides[name]
+            found = conn.execute(select(segments.c.rule).where(segments.c.name == name)).first()
+            if found is None:
+                raise RuleError(f"unknown segment {name!r}", "in_segment")
+            return rule_from_json(found.rule)
+
+        return CompileContext(now=utcnow(), default_timezone=self.settings.default_timezone, resolve_segment=resolve,
+                              segment_name=segment_name)
+
+    def preview(self, conn: Connection, rule: str | dict[str, Any] | Rule, *, sample: int = 10) -> dict[str, Any]:
+        """How many contacts match now, and a few of them, without storing anything."""
+        query = compile_rule(parse_any(rule), self.context(conn)).subquery()
+        count = conn.execute(select(func.count()).select_from(query)).scalar_one()
+        ids = conn.execute(select(query.c[0]).order_by(query.c[0]).limit(sample)).scalars().all()
+        rows = conn.execute(select(contacts.c.id, contacts.c.external_id, contacts.c.email, contacts.c.first_name,
+                                   contacts.c.last_name, contacts.c.country).where(contacts.c.id.in_(ids))
+                            .order_by(contacts.c.id)) if ids else []
+        return {"count": count, "sample": [dict(r._mapping) for r in rows]}
+
+    def count(self, conn: Connection, name: str) -> int:
+        return self.preview(conn, self._rule(conn, name), sample=0)["count"]
+
+    def explain(self, conn: Connection, name: str, contact_id: int) -> dict[str, Any]:
+        if conn.execute(select(contacts.c.id).where(contacts.c.id == contact_id)).first() is None:
+            raise NotFound("contact", contact_id)
+        explanation = explain_rule(conn, self._rule(conn, name), self.context(conn), contact_id)
+        return {"segment": name, "contact_id": contact_id, **explanation.to_dict()}
+
+    # -- materialised membership ---------------------------------------------------------
+    def refresh(self, conn: Connection, name: str, *, incremental: bool = False) -> RefreshResult:
+        started = perf_counter()
+        row = self._row(conn, name, lock=True)  # PostgreSQL: one refresh of a segment at a time
+        marks = _marks(conn)
+        query = compile_rule(rule_from_json(row.rule), self.context(conn))
+        for table in (_fresh, _candidates):
+            table.drop(conn, checkfirst=True)
+            table.create(conn)
+        try:
+            if incremental:
+                examined = _fill_candidates(conn, row)
+                member = query.subquery()
+                conn.execute(_fresh.insert().from_select(["contact_id"], select(member.c[0]).where(
+                    member.c[0].in_(select(_candidates.c.contact_id)))))
+            else:
+                conn.execute(_fresh.insert().from_select(["contact_id"], query))
+                examined = conn.execute(select(func.count()).select_from(contacts)).scalar_one()
+            entered, left = _apply_changes(conn, row.id, incremental)
+        finally:
+            for table in (_fresh, _candidates):
+                table.drop(conn)
+        members = conn.execute(select(func.count()).where(segment_members.c.segment_id == row.id)).scalar_one()
+        conn.execute(update(segments).where(segments.c.id == row.id).values(
+            member_count=members, refreshed_at=marks["at"], event_mark=marks["event"], ledger_mark=marks["ledger"]))
+        return RefreshResult(row.name, "incremental" if incremental else "full", members, entered, left, examined,
+                             round(perf_counter() - started, 4))
+
+    def due(self, conn: Connection) -> list[str]:
+        """Segments whose scheduled full refresh is due."""
+        now = utcnow()
+        rows = conn.execute(select(segments.c.name, segments.c.refresh_minutes, segments.c.refreshed_at)
+                            .where(segments.c.refresh_minutes.is_not(None)).order_by(segments.c.name))
+        return [r.name for r in rows
+                if r.refreshed_at is None or (now - r.refreshed_at).total_seconds() >= r.refresh_minutes * 60]
+
+    def members(self, conn: Connection, name: str, *, limit: int = 100, offset: int = 0) -> list[int]:
+        row = self._row(conn, name)
+        return list(conn.execute(select(segment_members.c.contact_id).where(segment_members.c.segment_id == row.id)
+                                 .order_by(segment_members.c.contact_id).limit(limit).offset(offset)).scalars())
+
+    def changes(self, conn: Connection, name: str, *, after_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        row = self._row(conn, name)
+        c = segment_changes
+        return [dict(r._mapping) for r in conn.execute(
+            select(c.c.id, c.c.contact_id, c.c.change, c.c.at).where(c.c.segment_id == row.id, c.c.id > after_id)
+            .order_by(c.c.id).limit(limit))]
+
+    # -- helpers -------------------------------------------------------------------------
+    def _row(self, conn: Connection, name: str, *, lock: bool = False):
+        query = select(segments).where(segments.c.name == name)
+        row = conn.execute(query.with_for_update() if lock else query).first()
+        if row is None:
+            raise NotFound("segment", name)
+        return row
+
+    def _rule(self, conn: Connection, name: str) -> Rule:
+        return rule_from_json(self._row(conn, name).rule)
+
+    def _check_compiles(self, conn: Connection, name: str, model: Rule) -> None:
+        """Unknown fields, unknown segments and cycles (through this segment's new rule) raise RuleError."""
+        compile_rule(model, self.context(conn, overrides={name: model}, segment_name=name))
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > MAX_NAME:
+        raise RuleError(f"a segment name is 1..{MAX_NAME} characters", "name")
+    return name
+
+
+def _minutes(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise RuleError("refresh_minutes is a positive number of minutes", "refresh_minutes")
+    return value
+
+
+def _referenced(rule: Rule) -> set[str]:
+    return {node.segment for node, _ in walk(rule) if isinstance(node, InSegment)}
+
+
+def _marks(conn: Connection) -> dict[str, Any]:
+    """What this refresh sees: the latest event and consent change ids, and the time (read first)."""
+    return {"at": utcnow(),
+            "event": conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one(),
+            "ledger": conn.execute(select(func.coalesce(func.max(consent_ledger.c.id), 0))).scalar_one()}
+
+
+def _fill_candidates(conn: Connection, row) -> int:
+    """The contacts with new events, consent changes or profile updates since the segment's last refresh."""
+    since = row.refreshed_at
+    changed = union(
+        select(events.c.contact_id).where(events.c.id > row.event_mark),
+        select(consent_ledger.c.contact_id).where(consent_ledger.c.id > row.ledger_mark,
+                                                  consent_ledger.c.contact_id.is_not(None)),
+        select(contacts.c.id).where(contacts.c.updated_at > since) if since is not None else select(contacts.c.id))
+    conn.execute(_candidates.insert().from_select(["contact_id"], changed))
+    return conn.execute(select(func.count()).select_from(_candidates)).scalar_one()
+
+
+def _apply_changes(conn: Connection, segment_id: int, incremental: bool) -> tuple[int, int]:
+    """Members in ``_fresh`` (of the examined contacts) replace the stored ones; returns (entered, left).
+
+    The changes are written first; members are then removed and added from this refresh's change
+    rows (those past the highest change id seen before), so both always agree.
+    """
+    m, c = segment_members, segment_changes
+    current = select(m.c.contact_id).where(m.c.segment_id == segment_id)
+    examined = current.where(m.c.contact_id.in_(select(_candidates.c.contact_id))) if incremental else current
+    leaving = examined.where(m.c.contact_id.not_in(select(_fresh.c.contact_id))).subquery()
+    entering = select(_fresh.c.contact_id).where(_fresh.c.contact_id.not_in(current)).subquery()
+    at = literal(utcnow(), type_=c.c.at.type)
+    sid = literal(segment_id, type_=Id)
+    columns = ["segment_id", "contact_id", "change", "at"]
+
+    def this_refresh(mark: int, change: str):
+        return select(c.c.contact_id).where(c.c.segment_id == segment_id, c.c.id > mark, c.c.change == change)
+
+    mark = _last_change_id(conn)
+    conn.execute(c.insert().from_select(columns, select(sid, leaving.c[0], literal("left"), at)))
+    conn.execute(delete(m).where(m.c.segment_id == segment_id, m.c.contact_id.in_(this_refresh(mark, "left"))))
+    conn.execute(c.insert().from_select(columns, select(sid, entering.c[0], literal("entered"), at)))
+    conn.execute(m.insert().from_select(["segment_id", "contact_id", "entered_at"],
+                                        select(sid, this_refresh(mark, "entered").subquery().c[0], at)))
+    counts = dict(conn.execute(select(c.c.change, func.count()).where(c.c.segment_id == segment_id, c.c.id > mark)
+                               .group_by(c.c.change)).all())
+    return counts.get("entered", 0), counts.get("left", 0)
+
+
+def _last_change_id(conn: Connection) -> int:
+    return conn.execute(select(func.coalesce(func.max(segment_changes.c.id), 0))).scalar_one()
