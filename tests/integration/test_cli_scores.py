@@ -45,3 +45,25 @@ def test_bad_dates_and_too_little_data_are_one_line_errors(app):
     empty = _run(url, "predictions", "fit")
     assert bad.exit_code == 1 and "is not a date" in bad.output and "Traceback" not in bad.output
     assert empty.exit_code == 1 and "customers with orders" in empty.output
+
+
+def test_lead_scoring_from_a_file(app, tmp_path):
+    # given a contact with an order and a rules file
+    url = app.settings.database_url
+    path = tmp_path / "cdnow.txt"
+    path.write_text("customer_id date number_of_cds dollar_value\n 00001 19970101 1 11.77\n")
+    assert _run(url, "import", "events", str(path), "--mapping", "cdnow", "--json",
+                "--reject-file", str(tmp_path / "r.csv")).exit_code == 0
+    rules = tmp_path / "leads.json"
+    rules.write_text(json.dumps({"rules": [{"name": "orders", "event": "Order Completed", "points": 3},
+                                           {"name": "one order", "rule": "orders.count = 1", "points": 1}]}))
+    # when the rules are stored and scores computed
+    stored = _run(url, "leads", "config", str(rules), "--json")
+    scored = _run(url, "leads", "score", "--json")
+    top = _run(url, "leads", "top", "--json")
+    # then the contact has 3 + 1 points; a bad file is a one-line error naming the rule
+    assert stored.exit_code == 0, stored.output
+    assert json.loads(scored.stdout)["scored"] == 1 and json.loads(top.stdout)[0]["lead_score"] == 4
+    rules.write_text(json.dumps({"rules": [{"name": "bad", "rule": "orders.cnt = 1", "points": 1}]}))
+    bad = _run(url, "leads", "config", str(rules))
+    assert bad.exit_code == 1 and "rules.0.rule" in bad.output and "unknown field" in bad.output

@@ -37,6 +37,7 @@ app.add_typer(admin.aggregates_app, name="aggregates")
 app.add_typer(segments.segments_app, name="segments")
 app.add_typer(scores.rfm_app, name="rfm")
 app.add_typer(scores.predictions_app, name="predictions")
+app.add_typer(scores.leads_app, name="leads")
 app.command("stats")(admin.stats)
 app.command("serve")(admin.serve)
 

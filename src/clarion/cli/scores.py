@@ -1,19 +1,25 @@
-"""``rfm compute|summary|transitions`` and ``predictions fit|show|top``."""
+"""``rfm compute|summary|transitions``, ``predictions fit|show|top`` and ``leads config|show|score|top``."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 
 import typer
 
 from ..domain.errors import FieldError
 from ..services import predictions as prediction_service
 from ..services import rfm as rfm_service
+from ..services.lead_scores import LeadScoreService
+from ..services.segments import SegmentService
 from .output import JSON_OPTION, app_of, console, emit, key_values, table
 
 rfm_app = typer.Typer(no_args_is_help=True, help="RFM scores and named segments.")
 predictions_app = typer.Typer(no_args_is_help=True, help="BG/NBD + Gamma-Gamma: churn and lifetime value.")
+leads_app = typer.Typer(no_args_is_help=True, help="Lead scores: points per event and per attribute rule.")
 
+LEADS_FILE = typer.Argument(..., help="The lead scoring rules (JSON).")
 AS_OF = typer.Option(None, "--as-of", help="Reference date (YYYY-MM-DD, end of that day UTC); default now.")
 
 
@@ -103,3 +109,53 @@ def predictions_top(ctx: typer.Context, limit: int = typer.Option(10, "--limit",
 
 def _money(value: float | None) -> str:
     return "" if value is None else f"{value:,.2f}"
+
+
+def _context(ctx: typer.Context):
+    clarion = app_of(ctx)
+    return lambda conn: SegmentService(clarion.settings).context(conn)
+
+
+@leads_app.command("config")
+def leads_config(ctx: typer.Context, file: Path = LEADS_FILE, as_json: bool = JSON_OPTION) -> None:
+    """Replace the lead scoring rules with those of a JSON file (checked before anything is stored)."""
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FieldError(str(file), f"not JSON: {exc}") from None
+    clarion = app_of(ctx)
+    with clarion.store.write() as conn:
+        config = LeadScoreService.set_config(conn, document, _context(ctx)(conn))
+    data = config.model_dump(mode="json", exclude_none=True)
+    emit(data, as_json, lambda: console.print(f"Stored {len(config.rules)} lead scoring rules."))
+
+
+@leads_app.command("show")
+def leads_show(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """The lead scoring rules."""
+    with app_of(ctx).store.read() as conn:
+        config = LeadScoreService.config(conn)
+    data = config.model_dump(mode="json", exclude_none=True)
+    emit(data, as_json, lambda: console.print(table(
+        f"Lead scoring (half-life: {config.half_life_days or 'none'} days)", ("name", "points", "when"),
+        ([r.name, r.points, r.rule or f"{r.event} {r.where or ''}".strip()] for r in config.rules))))
+
+
+@leads_app.command("score")
+def leads_score(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Compute every contact's lead score from the rules."""
+    clarion = app_of(ctx)
+    with clarion.store.write() as conn:
+        result = LeadScoreService().compute(conn, _context(ctx)(conn))
+    emit(result.as_dict(), as_json, lambda: console.print(key_values("Lead scores", result.as_dict())))
+
+
+@leads_app.command("top")
+def leads_top(ctx: typer.Context, limit: int = typer.Option(10, "--limit", min=1, max=10_000),
+              as_json: bool = JSON_OPTION) -> None:
+    """The contacts with the highest lead scores."""
+    with app_of(ctx).store.read() as conn:
+        rows = LeadScoreService.top(conn, limit=limit)
+    emit(rows, as_json, lambda: console.print(table(
+        "Top leads", ("contact", "score", "scored at"),
+        ([r["contact_id"], f"{r['lead_score']:.2f}", r["lead_at"]] for r in rows))))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String
+from sqlalchemy import JSON, BigInteger, DateTime, Float, Integer, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
@@ -85,3 +85,22 @@ def _utc_day_sqlite(element, compiler, **kw) -> str:
 def _utc_day_postgresql(element, compiler, **kw) -> str:
     (value,) = (compiler.process(arg, **kw) for arg in element.clauses)
     return f"to_char({value} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+class days_since(GenericFunction):  # noqa: N801 - SQL function name
+    """Days (fractional) from a ``UtcDateTime`` column to a later moment: ``days_since(column, moment)``."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(days_since, "sqlite")
+def _days_since_sqlite(element, compiler, **kw) -> str:
+    column, moment = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"(julianday({moment}) - julianday({column}))"  # both naive UTC text
+
+
+@compiles(days_since, "postgresql")
+def _days_since_postgresql(element, compiler, **kw) -> str:
+    column, moment = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"(extract(epoch FROM ({moment} - {column})) / 86400.0)"
