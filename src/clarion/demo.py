@@ -23,13 +23,18 @@ from rich.table import Table
 from .bootstrap import Clarion
 from .config import Settings
 from .domain.consent import Channel, ConsentStatus
-from .services import stats
+from .domain.errors import ClarionError
+from .services import predictions, rfm, stats
 from .services.import_mappings import cdnow_external_id
 from .services.importer import Importer, ImportOptions, ImportResult
+from .services.segments import SegmentService
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CDNOW_DIR = REPO.parent / "shared" / "data" / "cdnow"
 CONSENT_TEXT_VERSION = "demo-newsletter-v1"
+DATA_END = datetime(1998, 6, 30, 23, 59, 59, tzinfo=UTC)  # the last day of the CDNOW purchases: scores as of then
+EXAMPLE_SEGMENT = ('country in ("US", "CA") and orders.count >= 2 and last_order_at within 90 days\n'
+                   '  and not performed("Unsubscribed") and rfm.segment in ("champions", "loyal")')
 FIRST = ["Ana", "Bruno", "Chloe", "Daniel", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Liam",
          "Mei", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Will", "Yara"]
 LAST = ["Silva", "Smith", "Muller", "Dubois", "Rossi", "Tanaka", "Kowalski", "Garcia", "Okafor", "Jensen",
@@ -115,12 +120,63 @@ def run(cdnow: Path, db: Path, limit: int | None = None, seed: int = 1997) -> di
         people = importer.import_contacts(contacts_file, ImportOptions(reject_file=rejects / "contacts.csv"))
         orders = importer.import_events(source, ImportOptions(mapping="cdnow", reject_file=rejects / "events.csv"))
         consented = record_consent(app)
+        scores = score(app)
         with app.store.read() as conn:
             return {"contacts_import": people, "events_import": orders, "consented": consented,
                     "totals": stats.totals(conn), "top": stats.top_customers(conn, 10),
-                    "zones": stats.contacts_per_timezone(conn, 25), "database": str(db)}
+                    "zones": stats.contacts_per_timezone(conn, 25), "database": str(db), **scores}
     finally:
         app.close()
+
+
+def score(app: Clarion) -> dict:
+    """RFM, the BG/NBD + Gamma-Gamma predictions and an example segment, all as of the data's last day."""
+    segments = SegmentService(app.settings, clock=lambda: DATA_END)
+    with app.store.write() as conn:
+        rfm.compute(conn, as_of=DATA_END)
+        try:
+            fitted = predictions.predict_and_store(conn, predictions.PredictionSettings(as_of=DATA_END))
+        except ClarionError as exc:  # a small --limit slice may be too little to fit
+            fitted = str(exc)
+        segments.create(conn, "loyal_north_americans", EXAMPLE_SEGMENT)
+        refreshed = segments.refresh(conn, "loyal_north_americans")
+        member = next(iter(segments.members(conn, "loyal_north_americans", limit=1)), None)
+        return {"rfm": rfm.summary(conn), "predictions": fitted,
+                "top_value": predictions.top_customers(conn, 10) if not isinstance(fitted, str) else [],
+                "segment": {"text": segments.get(conn, "loyal_north_americans")["text"], "count": refreshed.members,
+                            "explained": segments.explain(conn, "loyal_north_americans", member) if member else None}}
+
+
+def show_scores(summary: dict, console: Console) -> None:
+    segments = Table(title="RFM segments (as of 1998-06-30)", title_justify="left")
+    for column in ("segment", "contacts", "avg orders", "avg revenue"):
+        segments.add_column(column)
+    for row in summary["rfm"]:
+        segments.add_row(row["label"], f"{row['contacts']:,}", str(row["avg_orders"] or ""),
+                         f"{row['avg_revenue']:,.2f}" if row["avg_revenue"] is not None else "")
+    console.print(segments)
+    fitted = summary["predictions"]
+    if isinstance(fitted, str):
+        console.print(f"predictions: {fitted}")
+    else:
+        bg, gg = fitted.bgnbd, fitted.gamma_gamma or {}
+        console.print(f"BG/NBD r={bg['r']:.3f} alpha={bg['alpha']:.3f} a={bg['a']:.3f} b={bg['b']:.3f}; "
+                      f"Gamma-Gamma p={gg.get('p', 0):.2f} q={gg.get('q', 0):.2f} v={gg.get('v', 0):.2f}")
+        top = Table(title="Highest predicted lifetime value (next 365 days)", title_justify="left")
+        for column in ("external id", "orders", "P(alive)", "expected orders (90 d)", "lifetime value"):
+            top.add_column(column)
+        for row in summary["top_value"]:
+            top.add_row(row["external_id"], str(row["order_count"]), f"{row['p_alive']:.3f}",
+                        f"{row['expected_purchases']:.2f}", f"{row['lifetime_value']:,.2f}")
+        console.print(top)
+    example = summary["segment"]
+    console.print(f"[bold]Example segment[/bold] ({example['count']:,} members):\n{example['text']}", highlight=False)
+    if example["explained"]:
+        explained = example["explained"]
+        console.print(f"why contact {explained['contact_id']} is a member:", highlight=False)
+        for child in explained["children"]:
+            mark = "✔" if child["holds"] else "✘"
+            console.print(f"  {mark} {child['rule']}  {child['values']}", highlight=False, markup=False)
 
 
 def show(summary: dict, console: Console) -> None:
@@ -142,6 +198,7 @@ def show(summary: dict, console: Console) -> None:
     for row in summary["zones"]:
         zones.add_row(row["timezone"], f"{row['contacts']:,}")
     console.print(zones)
+    show_scores(summary, console)
 
 
 def main(argv: list[str] | None = None) -> None:

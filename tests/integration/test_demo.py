@@ -19,6 +19,12 @@ def test_demo_loads_a_slice_with_profiles_consent_and_zones(cdnow_dir, tmp_path)
     assert totals["contacts"] == summary["contacts_import"].imported == summary["consented"]
     assert len(summary["top"]) == 10 and summary["top"][0]["revenue_total"] >= summary["top"][-1]["revenue_total"]
     assert len(summary["zones"]) >= 8
+    # and every customer is in one RFM segment, the models are fitted and the example segment is explained
+    assert sum(row["contacts"] for row in summary["rfm"]) == totals["contacts"]
+    assert summary["predictions"].customers == totals["contacts"] and len(summary["top_value"]) == 10
+    example = summary["segment"]
+    assert example["count"] > 0 and example["explained"]["holds"] is True
+    assert example["text"].startswith('country in ("US", "CA") and orders.count >= 2')
     # and running it again starts from a fresh database
     run(cdnow_dir / "CDNOW_master.txt", db, limit=100)
     from sqlalchemy import create_engine
@@ -33,3 +39,4 @@ def test_demo_command_prints_a_summary(cdnow_dir, tmp_path, capsys):
     main(["--cdnow-dir", str(cdnow_dir), "--db", str(tmp_path / "d.db"), "--limit", "300"])
     out = capsys.readouterr().out
     assert "Top 10 customers by revenue" in out and "Contacts per time zone" in out
+    assert "RFM segments" in out and "Example segment" in out and "is a member" in out

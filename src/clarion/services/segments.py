@@ -16,7 +16,9 @@ materialised in ``segment_members``; every refresh records who entered and who l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from time import perf_counter
 from typing import Any
 
@@ -65,8 +67,9 @@ def parse_any(rule: str | dict[str, Any] | Rule) -> Rule:
 
 
 class SegmentService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
+        self.clock = clock  # "now" for rules relative to the current time (the demo evaluates as of 1998)
 
     # -- definitions ---------------------------------------------------------------------
     def create(self, conn: Connection, name: str, rule: str | dict[str, Any] | Rule, *,
@@ -126,8 +129,8 @@ class SegmentService:
                 raise RuleError(f"unknown segment {name!r}", "in_segment")
             return rule_from_json(found.rule)
 
-        return CompileContext(now=utcnow(), default_timezone=self.settings.default_timezone, resolve_segment=resolve,
-                              segment_name=segment_name)
+        return CompileContext(now=self.clock(), default_timezone=self.settings.default_timezone,
+                              resolve_segment=resolve, segment_name=segment_name)
 
     def preview(self, conn: Connection, rule: str | dict[str, Any] | Rule, *, sample: int = 10) -> dict[str, Any]:
         """How many contacts match now, and a few of them, without storing anything."""
