@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # Events per transaction: each statement and commit costs about the same for 5,000 rows as
     # for 50,000 (SQLite rewrites every index page a batch touches); ~60 MB of Python objects.
     import_event_batch_size: int = 50_000
+    # `clarion serve` looks this often for segments whose scheduled refresh is due (seconds; 0: never).
+    segment_scheduler_seconds: float = 60.0
 
     @field_validator("default_timezone")
     @classmethod

@@ -27,7 +27,7 @@ def serve(
     host: str | None = typer.Option(None, "--host", help="Default: settings.api_host."),
     port: int | None = typer.Option(None, "--port", help="Default: settings.api_port."),
 ) -> None:
-    """Run the HTTP API (uvicorn)."""
+    """Run the HTTP API (uvicorn), and refresh scheduled segments when they are due."""
     clarion = app_of(ctx)
     try:
         import uvicorn
@@ -35,8 +35,16 @@ def serve(
         from ..api.app import create_app
     except ImportError as exc:
         raise typer.BadParameter(f"the API is not available ({exc}); install clarion[api]") from None
-    uvicorn.run(create_app(clarion), host=host or clarion.settings.api_host,
-                port=port or clarion.settings.api_port)
+    from ..runners.segment_scheduler import SegmentScheduler
+
+    interval = clarion.settings.segment_scheduler_seconds
+    scheduler = SegmentScheduler(clarion, interval).start() if interval > 0 else None
+    try:
+        uvicorn.run(create_app(clarion), host=host or clarion.settings.api_host,
+                    port=port or clarion.settings.api_port)
+    finally:
+        if scheduler:
+            scheduler.stop()
 
 
 def _key_dict(key: ApiKey) -> dict:

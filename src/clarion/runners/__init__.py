@@ -1,0 +1,1 @@
+"""Long-running work: the segment scheduler (and, later, campaign and journey runners)."""
