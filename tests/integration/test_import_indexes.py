@@ -15,7 +15,7 @@ from clarion.services.import_source import ImportFileError
 from clarion.services.importer import Importer, ImportOptions, _estimated_rows
 from clarion.store.schema import contact_aggregates, contact_event_stats
 
-SECONDARY = {"ix_events_contact_id_name_occurred_at", "ix_events_name_occurred_at",
+SECONDARY = {"ix_events_contact_id_name_occurred_at", "ix_events_name_occurred_at_contact_id",
              "ix_contact_event_stats_name_last_at"}
 
 

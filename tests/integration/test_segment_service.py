@@ -132,3 +132,28 @@ def test_explain_names_the_deciding_values(app, service):
     assert explained["holds"] is False
     assert [(c["rule"], c["holds"], c["values"]) for c in explained["children"]] == [
         ('country = "US"', True, {"value": "US"}), ("orders.count >= 1", False, {"value": 0})]
+
+
+def test_incremental_refresh_agrees_with_a_full_one_for_behaviour_rules(app, service):
+    # given a rule on behaviour in a window, a metric and an event time, refreshed once
+    rule = ('performed("Viewed") >= 2 times within 30 days or sum("Order Completed", revenue) > 50 '
+            'or last_performed("Signed Up") within 10 days')
+    with app.store.write() as conn:
+        ids = _people(app, conn, **{f"p{i}": "US" for i in range(8)})
+        service.create(conn, "active", rule)
+        service.create(conn, "control", rule)
+        service.refresh(conn, "active")
+        # when events arrive for some contacts (some cross a threshold, some do not)
+        plan = [("p0", "Viewed", 1), ("p0", "Viewed", 2), ("p1", "Viewed", 1), ("p2", "Viewed", 40),
+                ("p2", "Viewed", 45), ("p3", "Signed Up", 3), ("p4", "Signed Up", 20)]
+        app.events.ingest(conn, [EventInput(name, f"b-{i}", NOW - timedelta(days=days), NOW, {}, ids[who])
+                                 for i, (who, name, days) in enumerate(plan)])
+        app.events.ingest(conn, [EventInput("Order Completed", "b-order", NOW, NOW, {"revenue": 60.0}, ids["p5"])])
+        with time_machine.travel(NOW, tick=False):
+            incremental = service.refresh(conn, "active", incremental=True)
+            full = service.refresh(conn, "control")
+        # then the incremental refresh finds exactly the members a full one finds
+        assert incremental.examined == 6
+        assert set(service.members(conn, "active")) == set(service.members(conn, "control")) == {
+            ids["p0"], ids["p3"], ids["p5"]}
+        assert (incremental.entered, full.entered) == (3, 3)

@@ -69,7 +69,9 @@ names = st.one_of(
 
 days = st.integers(1, MAX_DAYS)
 days_ago = st.builds(DaysAgo, days)
-numbers = st.one_of(st.integers(-(10**12), 10**12), st.floats(allow_nan=False, allow_infinity=False))
+# Within the model's limit (|x| < 2**63, rules.MAX_NUMBER), floats at its edge included.
+numbers = st.one_of(st.integers(-(10**12), 10**12),
+                   st.floats(-9.2e18, 9.2e18, allow_nan=False, allow_infinity=False))
 plain_scalars = st.one_of(strings, numbers, st.booleans())
 scalars = st.one_of(plain_scalars, days_ago)
 within_days = st.none() | days

@@ -199,16 +199,23 @@ def test_bare_keywords_are_names_where_they_cannot_mean_anything_else(text, expe
 def test_strings_use_json_escapes_and_numbers_read_back_exactly():
     # given
     rule = All((Compare("note", "eq", 'say "hi"\\ \n\t\u00e9 \U0001F600 \x00'), Compare("ratio", "eq", 0.1 + 0.2),
-                Compare("big", "eq", 10**30), Compare("tiny", "eq", -5e-324)))
+                Compare("big", "eq", 2**63 - 1), Compare("tiny", "eq", -5e-324)))
 
     # when
     text = format_rule(rule)
 
     # then
     assert text == ('note = "say \\"hi\\"\\\\ \\n\\t\u00e9 \U0001F600 \\u0000" and ratio = 0.30000000000000004'
-                    ' and big = 1000000000000000000000000000000 and tiny = -5e-324')
+                    ' and big = 9223372036854775807 and tiny = -5e-324')
     assert repr(parse_rule(text)) == repr(rule)
     assert parse_rule(r'x = "\u00e9\ud83d\ude00\/"') == Compare("x", "eq", "\u00e9\U0001F600/")
+
+
+def test_numbers_beyond_64_bits_are_refused_where_they_stand():
+    # given a number the stores cannot compare with an integer column, when parsed, then a located error
+    with pytest.raises(RuleSyntaxError) as caught:
+        parse_rule("orders.count > 10000000000000000000")
+    assert (caught.value.line, caught.value.column) == (1, 1) and "64 bits" in caught.value.reason
 
 
 def test_a_tree_as_deep_as_allowed_round_trips():

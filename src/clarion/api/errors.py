@@ -1,6 +1,7 @@
 """Every error the API answers, as JSON ``{"error": <code>, "message": ..., ...}``.
 
-Bad input is always a 4xx: ``FieldError`` → 422 (with ``field`` and ``reason``), ``NotFound`` → 404,
+Bad input is always a 4xx: ``FieldError`` → 422 (with ``field`` and ``reason``), ``RuleError`` → 422
+``invalid_rule`` (``field``, ``reason``, ``path``; ``line`` and ``column`` for a syntax error), ``NotFound`` → 404,
 ``Conflict`` → 409, ``Erased`` → 410, malformed JSON → 400, an oversized body → 413.
 """
 
@@ -16,6 +17,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..domain.errors import ClarionError, Conflict, Erased, FieldError, NotFound
+from ..domain.rules import RuleError, RuleSyntaxError
 
 log = logging.getLogger("clarion.api")
 
@@ -57,6 +59,12 @@ async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
 
 async def _field_error(_request: Request, exc: FieldError) -> JSONResponse:
     return field_error_response(exc.field, exc.reason)
+
+
+async def _rule_error(_request: Request, exc: RuleError) -> JSONResponse:
+    # Rules only arrive in a "rule" field; path points inside it (empty for the rule as a whole).
+    where = {"line": exc.line, "column": exc.column} if isinstance(exc, RuleSyntaxError) else {}
+    return error_response(422, "invalid_rule", str(exc), field="rule", reason=exc.reason, path=exc.path, **where)
 
 
 async def _clarion_error(_request: Request, exc: ClarionError) -> JSONResponse:
@@ -103,6 +111,7 @@ async def _recursion_error(_request: Request, _exc: RecursionError) -> JSONRespo
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(FieldError, _field_error)
+    app.add_exception_handler(RuleError, _rule_error)
     app.add_exception_handler(ClarionError, _clarion_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

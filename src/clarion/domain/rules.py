@@ -23,6 +23,7 @@ MAX_LIST = 1_000  # values in one ``in`` list
 MAX_STRING = 1_000  # characters in one string value
 MAX_DAYS = 36_500  # 100 years, the longest window or look-ahead
 MAX_COUNT = 1_000_000  # the largest "performed N times"
+MAX_NUMBER = 2**63  # |value| below this: both stores compare it with a 64-bit integer column without overflow
 
 COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte")
 LIST_OPS = ("in", "not_in")
@@ -308,6 +309,8 @@ def _scalar(value: object, what: str = "value") -> None:
         return
     if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
         raise RuleError("not a finite number", what)
+    if isinstance(value, int | float) and not isinstance(value, bool) and not -MAX_NUMBER < value < MAX_NUMBER:
+        raise RuleError("a number beyond 64 bits (±9.2e18), which the stores cannot compare", what)
     if not isinstance(value, str | int | float | bool):
         raise RuleError(f"{type(value).__name__} is not a value (text, number, true/false or N days ago)", what)
 

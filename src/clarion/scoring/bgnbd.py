@@ -24,6 +24,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
+from ..domain.errors import ClarionError
+
 # The optimiser works on times scaled so the longest T is this long (as lifetimes does), which keeps
 # log(alpha) near the starting point 0 whatever the caller's time unit is; alpha is scaled back afterwards.
 _SCALED_MAX_T = 10.0
@@ -36,8 +38,8 @@ _GRADIENT_TOLERANCE = 1e-5
 _MAX_ABS_LOG_PARAM = 15.0
 
 
-class FitError(ValueError):
-    """Maximum likelihood did not converge to finite parameters."""
+class FitError(ClarionError, ValueError):
+    """Maximum likelihood did not converge to finite parameters (the data's fault: too few or too uniform)."""
 
 
 @dataclass(frozen=True)

@@ -52,12 +52,13 @@ HavingCount = Callable[[str, int], Select]
 def performed(node: Performed, clock: Clock) -> ColumnElement:
     if node.where or node.within_days:
         conditions = event_conditions(node, clock)
-        return count_condition(lambda test, n: _having(events.c.contact_id, conditions, test, n),
+        return count_condition(lambda test, n: _having(events.c.contact_id, conditions, test, n, clock),
                                node.count_op, node.count)
     stats = contact_event_stats.c
 
     def having(test: str, n: int) -> Select:
-        return select(stats.contact_id).where(stats.name == node.event, _COUNT_TESTS[test](stats.count, n))
+        return _scoped(select(stats.contact_id).where(stats.name == node.event, _COUNT_TESTS[test](stats.count, n)),
+                       stats.contact_id, clock)
     return count_condition(having, node.count_op, node.count)
 
 
@@ -99,11 +100,16 @@ def count_condition(having: HavingCount, count_op: str, count: int) -> ColumnEle
     return member.not_in(having("gte", count))  # lt, count >= 1 (the model refuses < 0)
 
 
-def _having(contact_id: ColumnElement, conditions: list[ColumnElement], test: str, n: int) -> Select:
-    query = select(contact_id).where(*conditions)
+def _having(contact_id: ColumnElement, conditions: list[ColumnElement], test: str, n: int, clock: Clock) -> Select:
+    query = _scoped(select(contact_id).where(*conditions), contact_id, clock)
     if (test, n) in (("gte", 1), ("gt", 0)):  # at least one row: no need to count
         return query
     return query.group_by(contact_id).having(_COUNT_TESTS[test](func.count(), n))
+
+
+def _scoped(query: Select, contact_id: ColumnElement, clock: Clock) -> Select:
+    """The query restricted to the clock's scope of contacts, if any."""
+    return query if clock.scope is None else query.where(contact_id.in_(clock.scope))
 
 
 def _window(column: ColumnElement, days: int, clock: Clock) -> ColumnElement:
@@ -117,8 +123,8 @@ def event_time(node: EventTime, clock: Clock) -> ColumnElement:
         return not_(event_time(EventTime(node.event, node.which, "within", node.value), clock))
     stats = contact_event_stats.c
     field = event_time_field(node)
-    return contacts.c.id.in_(select(stats.contact_id).where(stats.name == node.event,
-                                                            compare(field, node.op, node.value, clock)))
+    return contacts.c.id.in_(_scoped(select(stats.contact_id).where(
+        stats.name == node.event, compare(field, node.op, node.value, clock)), stats.contact_id, clock))
 
 
 def event_time_field(node: EventTime) -> Field:
@@ -148,7 +154,7 @@ def metric_rows(node: EventMetric, clock: Clock, contact_id: int | None = None):
     if contact_id is not None:
         conditions.append(events.c.contact_id == contact_id)
     query = select(events.c.contact_id, value.label("metric")).where(*conditions)
-    return query.subquery("metric_rows")
+    return _scoped(query, events.c.contact_id, clock).subquery("metric_rows")
 
 
 def metric_value(node: EventMetric, clock: Clock, contact_id: int) -> Select:
@@ -163,7 +169,7 @@ def _float(value: object) -> ColumnElement:
 
 def engaged(node: Engaged, clock: Clock) -> ColumnElement:
     conditions = engagement_conditions(node, clock)
-    return count_condition(lambda test, n: _having(engagements.c.contact_id, conditions, test, n),
+    return count_condition(lambda test, n: _having(engagements.c.contact_id, conditions, test, n, clock),
                            node.count_op, node.count)
 
 

@@ -84,6 +84,7 @@ class CompileContext:
     resolve_segment: Callable[[str], Rule] | None = None
     segment_name: str | None = None
     bucket_salt_prefix: str = ""
+    scope: Select | None = None  # only these contact ids matter (see predicates.Clock)
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.now.utcoffset() is None:
@@ -95,13 +96,24 @@ class CompileContext:
 
     @property
     def clock(self) -> Clock:
-        return Clock(self.now, ZoneInfo(self.default_timezone))
+        return Clock(self.now, ZoneInfo(self.default_timezone), self.scope)
 
 
 def compile_rule(rule: Rule, context: CompileContext) -> Select:
     """The SELECT of the ids of the contacts matching ``rule`` (unordered)."""
     compiler = RuleCompiler(context)
-    return compiler.statement(compiler.predicate(rule))
+    with dates_in_range():
+        return compiler.statement(compiler.predicate(rule))
+
+
+@contextmanager
+def dates_in_range() -> Iterator[None]:
+    """A date at the ends of the calendar overflows while bounds are computed (9999-12-31 plus a day, or a
+    zone shift before year 1): the rule's fault, so a RuleError rather than a crash."""
+    try:
+        yield
+    except OverflowError:
+        raise RuleError("a date too close to year 1 or 9999 to compare (after time zone shifts)") from None
 
 
 def count_members(conn: Connection, rule: Rule, context: CompileContext) -> int:

@@ -38,7 +38,7 @@ from ..store.schema import contact_event_stats, contacts, events
 from ..store.schema_scores import engagements
 from . import behaviour
 from .buckets import bucket_of
-from .compiler import CompileContext, RuleCompiler
+from .compiler import CompileContext, RuleCompiler, dates_in_range
 from .fields import resolve_field
 from .predicates import utc_offset_hours
 from .reachable import reachability_facts
@@ -78,7 +78,8 @@ def explain(conn: Connection, rule: Rule, context: CompileContext, contact_id: i
         raise NotFound("contact", contact_id)
     if row.merged_into is not None:
         return Explanation(format_rule(rule), False, {"merged_into": row.merged_into})
-    return _Explainer(conn, context, contact_id).node(rule)
+    with dates_in_range():
+        return _Explainer(conn, context, contact_id).node(rule)
 
 
 class _Explainer:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from sqlalchemy import BigInteger, Float, Text, and_, func, literal, not_
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Select
 
 from ..domain.rules import DaysAgo, RuleError, Value
 from ..store.schema import contacts
@@ -32,10 +33,16 @@ NEGATIONS = {"ne": "eq", "not_in": "in", "not_exists": "exists", "not_within": "
 
 @dataclass(frozen=True)
 class Clock:
-    """The moment a rule is evaluated and the workspace's default zone."""
+    """The moment a rule is evaluated and the workspace's default zone.
+
+    ``scope``, when given, is a SELECT of the only contact ids that matter (an incremental refresh's
+    candidates): behaviour subqueries add it to their WHERE so the store reads just those contacts'
+    events through the (contact_id, ...) index instead of every matching event.
+    """
 
     now: datetime
     zone: ZoneInfo
+    scope: Select | None = None
 
     @property
     def today(self) -> date:

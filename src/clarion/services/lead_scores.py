@@ -138,11 +138,10 @@ class LeadScoreService:
                  else self._rule_points(item, context) for item in config.rules]
         _points.drop(conn, checkfirst=True)
         _points.create(conn)
-        try:
-            scored = self._fill(conn, parts)
-            zeroed = self._store(conn, context.now)
-        finally:
-            _points.drop(conn)
+        scored = self._fill(conn, parts)
+        zeroed = self._store(conn, context.now)
+        # Dropped on success only: an error rolls the transaction (and the table) back; see services.segments.
+        _points.drop(conn)
         return LeadScoreResult(scored, zeroed, len(config.rules), round(perf_counter() - started, 4))
 
     @staticmethod

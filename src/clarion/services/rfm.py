@@ -66,14 +66,13 @@ def compute(conn: Connection, *, window_days: int | None = None, as_of: datetime
         raise ValueError("window_days must be at least 1")
     _new.drop(conn, checkfirst=True)
     _new.create(conn)
-    try:
-        conn.execute(_new.insert().from_select(["contact_id", "r", "f", "m", "segment"], _scores(window_days, as_of)))
-        scored = conn.execute(select(func.count()).select_from(_new)).scalar_one()
-        transitions = _record_transitions(conn, started)
-        unscored = _clear_unscored(conn)
-        _upsert(conn, started)
-    finally:
-        _new.drop(conn)
+    conn.execute(_new.insert().from_select(["contact_id", "r", "f", "m", "segment"], _scores(window_days, as_of)))
+    scored = conn.execute(select(func.count()).select_from(_new)).scalar_one()
+    transitions = _record_transitions(conn, started)
+    unscored = _clear_unscored(conn)
+    _upsert(conn, started)
+    # Dropped on success only: an error rolls the transaction (and the table) back; see services.segments.
+    _new.drop(conn)
     return RfmResult(scored, transitions, unscored, window_days, now, (utcnow() - started).total_seconds())
 
 

@@ -7,11 +7,14 @@ materialised in ``segment_members``; every refresh records who entered and who l
 - **full**: the compiled rule over every contact (on demand, and on the segment's schedule:
   ``refresh_minutes``, run by ``clarion segments refresh --due``);
 - **incremental**: the rule over the contacts whose data changed since the last refresh: new
-  events, consent changes and profile updates. Conditions relative to the current time (``within
-  90 days``, ``in next 7 days``) also change as time passes without any data changing: those are
-  caught by the next full refresh, so a segment using them should have a schedule. Score
-  recomputes (``rfm compute``, ``predictions fit``) change many contacts at once: refresh fully
-  after them.
+  events, consent changes, engagement, profile updates, devices, new suppressions of their
+  address and new scores. Conditions relative to the current time (``within 90 days``, ``in next
+  7 days``) also change as time passes without any data changing, and so does a contact whose
+  address is taken off the suppression list or a topic made double opt-in: those are caught by the
+  next full refresh, so a segment should have a schedule (``refresh_minutes`` counts from the last
+  *full* refresh). A new or changed rule always refreshes fully first. On PostgreSQL, ids are
+  handed out before commit, so an event committed late with a lower id than one already seen can
+  be missed by an incremental refresh until the next full one.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from datetime import datetime
 from time import perf_counter
 from typing import Any
 
-from sqlalchemy import Column, Connection, MetaData, Table, delete, func, literal, select, union, update
+from sqlalchemy import Column, Connection, MetaData, Table, delete, func, literal, or_, select, union, update
 
 from ..config import Settings
 from ..domain.errors import Conflict, NotFound
@@ -31,8 +34,8 @@ from ..segments.compiler import CompileContext, compile_rule
 from ..segments.explain import explain as explain_rule
 from ..segments.rule_json import rule_from_json, rule_to_json
 from ..segments.rule_text import format_rule, parse_rule
-from ..store.schema import consent_ledger, contacts, events
-from ..store.schema_scores import segment_changes, segment_members, segments
+from ..store.schema import consent_ledger, contacts, devices, events, suppressions
+from ..store.schema_scores import contact_scores, engagements, segment_changes, segment_members, segments
 from ..store.types import Id
 from .clock import utcnow
 
@@ -82,7 +85,7 @@ class SegmentService:
         now = utcnow()
         conn.execute(segments.insert().values(
             name=name, description=description, rule=rule_to_json(model), refresh_minutes=_minutes(refresh_minutes),
-            member_count=0, event_mark=0, ledger_mark=0, created_at=now, updated_at=now))
+            member_count=0, event_mark=0, ledger_mark=0, engagement_mark=0, created_at=now, updated_at=now))
         return self.get(conn, name)
 
     def update(self, conn: Connection, name: str, *, rule: str | dict[str, Any] | Rule | None = None,
@@ -93,6 +96,7 @@ class SegmentService:
             model = parse_any(rule)
             self._check_compiles(conn, row.name, model)
             values["rule"] = rule_to_json(model)
+            values["refreshed_at"] = None  # the members were chosen by the old rule: the next refresh is full
         if description is not None:
             values["description"] = description
         if refresh_minutes is not None:
@@ -120,7 +124,7 @@ class SegmentService:
 
     # -- evaluation ----------------------------------------------------------------------
     def context(self, conn: Connection, *, overrides: dict[str, Rule] | None = None,
-                segment_name: str | None = None) -> CompileContext:
+                segment_name: str | None = None, scope=None) -> CompileContext:
         def resolve(name: str) -> Rule:
             if overrides and name in overrides:
                 return overrides[name]
@@ -130,7 +134,7 @@ class SegmentService:
             return rule_from_json(found.rule)
 
         return CompileContext(now=self.clock(), default_timezone=self.settings.default_timezone,
-                              resolve_segment=resolve, segment_name=segment_name)
+                              resolve_segment=resolve, segment_name=segment_name, scope=scope)
 
     def preview(self, conn: Connection, rule: str | dict[str, Any] | Rule, *, sample: int = 10) -> dict[str, Any]:
         """How many contacts match now, and a few of them, without storing anything."""
@@ -156,36 +160,41 @@ class SegmentService:
         started = perf_counter()
         row = self._row(conn, name, lock=True)  # PostgreSQL: one refresh of a segment at a time
         marks = _marks(conn)
-        query = compile_rule(rule_from_json(row.rule), self.context(conn))
         for table in (_fresh, _candidates):
             table.drop(conn, checkfirst=True)
             table.create(conn)
-        try:
-            if incremental:
-                examined = _fill_candidates(conn, row)
-                member = query.subquery()
-                conn.execute(_fresh.insert().from_select(["contact_id"], select(member.c[0]).where(
-                    member.c[0].in_(select(_candidates.c.contact_id)))))
-            else:
-                conn.execute(_fresh.insert().from_select(["contact_id"], query))
-                examined = conn.execute(select(func.count()).select_from(contacts)).scalar_one()
-            entered, left = _apply_changes(conn, row.id, incremental)
-        finally:
-            for table in (_fresh, _candidates):
-                table.drop(conn)
+        rule = rule_from_json(row.rule)
+        incremental = incremental and row.refreshed_at is not None  # new or changed rule: a full refresh
+        if incremental:
+            examined = _fill_candidates(conn, row)
+            # Scoped: behaviour subqueries read only the candidates' events (index seeks, not a scan).
+            candidates = select(_candidates.c.contact_id)
+            query = compile_rule(rule, self.context(conn, scope=candidates))
+            conn.execute(_fresh.insert().from_select(["contact_id"], query.where(contacts.c.id.in_(candidates))))
+        else:
+            conn.execute(_fresh.insert().from_select(["contact_id"], compile_rule(rule, self.context(conn))))
+            examined = conn.execute(select(func.count()).select_from(contacts)).scalar_one()
+        entered, left = _apply_changes(conn, row.id, incremental)
+        # Dropped on success only: after an error the transaction rolls back, taking the tables with it
+        # (DDL is transactional on both stores), and a statement in a failed PostgreSQL transaction
+        # would hide the real error.
+        for table in (_fresh, _candidates):
+            table.drop(conn)
         members = conn.execute(select(func.count()).where(segment_members.c.segment_id == row.id)).scalar_one()
+        full = {} if incremental else {"full_refreshed_at": marks["at"]}
         conn.execute(update(segments).where(segments.c.id == row.id).values(
-            member_count=members, refreshed_at=marks["at"], event_mark=marks["event"], ledger_mark=marks["ledger"]))
+            member_count=members, refreshed_at=marks["at"], event_mark=marks["event"], ledger_mark=marks["ledger"],
+            engagement_mark=marks["engagement"], **full))
         return RefreshResult(row.name, "incremental" if incremental else "full", members, entered, left, examined,
                              round(perf_counter() - started, 4))
 
     def due(self, conn: Connection) -> list[str]:
         """Segments whose scheduled full refresh is due."""
         now = utcnow()
-        rows = conn.execute(select(segments.c.name, segments.c.refresh_minutes, segments.c.refreshed_at)
+        rows = conn.execute(select(segments.c.name, segments.c.refresh_minutes, segments.c.full_refreshed_at)
                             .where(segments.c.refresh_minutes.is_not(None)).order_by(segments.c.name))
-        return [r.name for r in rows
-                if r.refreshed_at is None or (now - r.refreshed_at).total_seconds() >= r.refresh_minutes * 60]
+        return [r.name for r in rows if r.full_refreshed_at is None
+                or (now - r.full_refreshed_at).total_seconds() >= r.refresh_minutes * 60]
 
     def members(self, conn: Connection, name: str, *, limit: int = 100, offset: int = 0) -> list[int]:
         row = self._row(conn, name)
@@ -236,17 +245,26 @@ def _marks(conn: Connection) -> dict[str, Any]:
     """What this refresh sees: the latest event and consent change ids, and the time (read first)."""
     return {"at": utcnow(),
             "event": conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one(),
-            "ledger": conn.execute(select(func.coalesce(func.max(consent_ledger.c.id), 0))).scalar_one()}
+            "ledger": conn.execute(select(func.coalesce(func.max(consent_ledger.c.id), 0))).scalar_one(),
+            "engagement": conn.execute(select(func.coalesce(func.max(engagements.c.id), 0))).scalar_one()}
 
 
 def _fill_candidates(conn: Connection, row) -> int:
-    """The contacts with new events, consent changes or profile updates since the segment's last refresh."""
+    """The contacts whose data changed since the segment's last refresh: new events, consent changes,
+    engagement, profile updates, new or seen devices, new suppressions of their address, new scores."""
     since = row.refreshed_at
+    s = contact_scores.c
     changed = union(
         select(events.c.contact_id).where(events.c.id > row.event_mark),
         select(consent_ledger.c.contact_id).where(consent_ledger.c.id > row.ledger_mark,
                                                   consent_ledger.c.contact_id.is_not(None)),
-        select(contacts.c.id).where(contacts.c.updated_at > since) if since is not None else select(contacts.c.id))
+        select(engagements.c.contact_id).where(engagements.c.id > row.engagement_mark),
+        select(contacts.c.id).where(contacts.c.updated_at > since),
+        select(devices.c.contact_id).where(or_(devices.c.last_seen_at > since, devices.c.invalidated_at > since)),
+        select(contacts.c.id).join(suppressions, or_(suppressions.c.address == contacts.c.email,
+                                                     suppressions.c.address == contacts.c.phone))
+        .where(suppressions.c.created_at > since),
+        select(s.contact_id).where(or_(s.rfm_at > since, s.lead_at > since, s.predicted_at > since)))
     conn.execute(_candidates.insert().from_select(["contact_id"], changed))
     return conn.execute(select(func.count()).select_from(_candidates)).scalar_one()
 

@@ -19,10 +19,13 @@ segments = Table(
     Column("refresh_minutes", Integer),
     Column("member_count", Integer, nullable=False, default=0),
     Column("refreshed_at", UtcDateTime),
+    # The last full refresh: what the schedule counts from (incremental refreshes do not see time pass).
+    Column("full_refreshed_at", UtcDateTime),
     # What the last refresh had seen: an incremental refresh looks only at contacts with events,
-    # consent changes or profile updates past these marks.
+    # consent changes, engagement or profile updates past these marks.
     Column("event_mark", Id, nullable=False, default=0),
     Column("ledger_mark", Id, nullable=False, default=0),
+    Column("engagement_mark", Id, nullable=False, default=0),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )

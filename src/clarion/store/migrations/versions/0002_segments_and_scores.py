@@ -18,7 +18,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-
+    # Segments' "performed X within N days" scans events by name and time: covering the contact id too
+    # spares a table visit per event.
+    with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.drop_index('ix_events_name_occurred_at')
+        batch_op.create_index('ix_events_name_occurred_at_contact_id', ['name', 'occurred_at', 'contact_id'],
+                              unique=False)
     op.create_table('model_fits',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('model', sa.String(length=32), nullable=False),
@@ -40,8 +45,10 @@ def upgrade() -> None:
     sa.Column('refresh_minutes', sa.Integer(), nullable=True),
     sa.Column('member_count', sa.Integer(), nullable=False),
     sa.Column('refreshed_at', clarion.store.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('full_refreshed_at', clarion.store.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('event_mark', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('ledger_mark', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('engagement_mark', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('created_at', clarion.store.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', clarion.store.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segments')),
@@ -134,7 +141,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
+    with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.drop_index('ix_events_name_occurred_at_contact_id')
+        batch_op.create_index('ix_events_name_occurred_at', ['name', 'occurred_at'], unique=False)
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         batch_op.drop_index('ix_contacts_updated_at')
 
