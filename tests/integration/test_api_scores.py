@@ -154,3 +154,29 @@ def test_only_admin_keys_may_use_scores(client, ingest_key, method, path):
     ingest = client.request(method, path, headers={"Authorization": f"Bearer {ingest_key}"})
     # then the first is unauthorised and the second forbidden
     assert anonymous.status_code == 401 and ingest.status_code == 403
+
+
+def test_lead_scoring_config_score_and_top(admin, shoppers):
+    # given lead rules stored through the API
+    config = {"rules": [{"name": "orders", "event": "Order Completed", "points": 2},
+                        {"name": "big spenders", "rule": "orders.revenue > 500", "points": 10}]}
+    stored = admin.put("/api/leads/config", json=config)
+    assert stored.status_code == 200, stored.text
+    assert admin.get("/api/leads/config").json()["rules"][1]["rule"] == "orders.revenue > 500"
+    # when scores are computed
+    scored = admin.post("/api/leads/score")
+    top = admin.get("/api/leads/top", params={"limit": 1}).json()["items"]
+    # then Ana (3 orders, 750 spent) leads with 3 * 2 + 10 points
+    assert scored.status_code == 200 and scored.json()["scored"] == 5
+    assert top[0]["contact_id"] == shoppers["ana"] and top[0]["lead_score"] == 16
+
+
+@pytest.mark.parametrize(("config", "field"), [
+    ({"rules": [{"name": "x", "points": 1, "rule": "orders.cnt > 1"}]}, "rules.0.rule"),
+    ({"rules": [{"name": "x", "points": 1, "event": "A", "where": "price > 1) >= 5 times #"}]}, "rules.0.where"),
+])
+def test_bad_lead_rules_answer_422_naming_the_rule(admin, config, field):
+    response = admin.put("/api/leads/config", json=config)
+    assert response.status_code == 422 and response.json()["field"] == field
+    assert admin.put("/api/leads/config", json={"rules": [{"name": "x", "points": 1}]}).status_code == 422
+    assert admin.put("/api/leads/config", json={"rules": [], "unknown": 1}).status_code == 422

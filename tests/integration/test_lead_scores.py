@@ -79,7 +79,9 @@ def test_a_contact_no_longer_earning_points_is_set_to_zero(app):
 @pytest.mark.parametrize(("document", "field", "reason"), [
     ({"rules": [{"name": "x", "points": 1}]}, "rules.0", "either an event or a rule"),
     ({"rules": [{"name": "x", "points": 1, "event": "A", "rule": 'country = "US"'}]}, "rules.0", "either"),
-    ({"rules": [{"name": "x", "points": 1, "event": "A", "where": "revenue >"}]}, "rules.0.where", "line 1"),
+    ({"rules": [{"name": "x", "points": 1, "event": "A", "where": "revenue >"}]}, "rules.0.where", "line 1, column 10"),
+    ({"rules": [{"name": "x", "points": 1, "event": "A", "where": "price > 1) >= 5 times #"}]}, "rules.0.where",
+     "property filters only"),
     ({"rules": [{"name": "x", "points": 1, "rule": "orders.cnt > 1"}]}, "rules.0.rule", "unknown field"),
     ({"rules": [{"name": "x", "points": "many", "event": "A"}]}, "rules.0.points", "number"),
     ({"half_life_days": 0, "rules": []}, "half_life_days", "greater than 0"),

@@ -62,3 +62,17 @@ def test_too_few_customers_is_a_clear_error(app):
                                             {"revenue": 10.0}, cid)])
         with pytest.raises(predictions.NotEnoughData, match="1 customers with orders"):
             predictions.predict_and_store(conn)
+
+
+def test_a_new_fit_leaves_no_stale_predictions(app, cdnow_dir):
+    # given predictions for every sample customer, then a fit that ends before some of them first bought
+    _ingest_cdnow_sample(app, cdnow_dir)
+    with app.store.write() as conn:
+        predictions.predict_and_store(conn, predictions.PredictionSettings(as_of=CALIBRATION_END))
+        early = datetime(1997, 2, 15, tzinfo=UTC)
+        result = predictions.predict_and_store(conn, predictions.PredictionSettings(as_of=early))
+        predicted = conn.execute(select(func.count()).where(contact_scores.c.p_alive.is_not(None))).scalar_one()
+        stale = conn.execute(select(func.count()).where(contact_scores.c.p_alive.is_(None),
+                                                        contact_scores.c.lifetime_value.is_not(None))).scalar_one()
+    # then only the customers of the latest fit have predictions, and nobody keeps half of an old one
+    assert predicted == result.customers < 2357 and stale == 0

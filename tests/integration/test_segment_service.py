@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from segment_world import NOW
 
+from clarion.domain.consent import Channel, ConsentStatus, SuppressionReason
 from clarion.domain.errors import Conflict, NotFound
 from clarion.domain.events import EventInput
 from clarion.domain.profiles import ProfilePatch
@@ -157,3 +158,33 @@ def test_incremental_refresh_agrees_with_a_full_one_for_behaviour_rules(app, ser
         assert set(service.members(conn, "active")) == set(service.members(conn, "control")) == {
             ids["p0"], ids["p3"], ids["p5"]}
         assert (incremental.entered, full.entered) == (3, 3)
+
+
+def test_a_changed_rule_refreshes_fully_and_schedules_count_from_full_refreshes(app, service):
+    with app.store.write() as conn:
+        ids = _people(app, conn, fr="FR", pt="PT")
+        service.create(conn, "here", 'country = "FR"', refresh_minutes=60)
+        service.refresh(conn, "here")
+        # when the rule changes, even an incremental refresh re-evaluates everyone
+        service.update(conn, "here", rule='country = "PT"')
+        result = service.refresh(conn, "here", incremental=True)
+        assert (result.mode, set(service.members(conn, "here"))) == ("full", {ids["pt"]})
+        # and incremental refreshes do not push back the scheduled full one
+        full_at = service.get(conn, "here")["full_refreshed_at"]
+        with time_machine.travel(full_at + timedelta(minutes=61)):
+            service.refresh(conn, "here", incremental=True)
+            assert service.due(conn) == ["here"]
+
+
+def test_a_new_suppression_makes_its_contact_a_candidate(app, service):
+    with app.store.write() as conn:
+        # given a segment of reachable contacts, refreshed
+        ids = _people(app, conn, ana="US")
+        app.contacts.update(conn, ids["ana"], ProfilePatch(email="ana@x.io"))
+        app.consent.record(conn, ids["ana"], Channel.EMAIL, ConsentStatus.OPTED_IN, source="test")
+        service.create(conn, "mailable", 'reachable("email")')
+        assert service.refresh(conn, "mailable").members == 1
+        # when her address is suppressed, then an incremental refresh takes her out
+        app.consent.suppress(conn, "email", "ana@x.io", SuppressionReason.HARD_BOUNCE)
+        result = service.refresh(conn, "mailable", incremental=True)
+    assert (result.examined, result.left, result.members) == (1, 1, 0)

@@ -34,7 +34,7 @@ def create_app(clarion: Clarion) -> FastAPI:
     app.state.key_toucher = KeyToucher()
     install_error_handlers(app)
     for router in (segment.router, contacts.router, events.router, consent.router, segments.router,
-                   scores.rfm_router, scores.predictions_router):
+                   scores.rfm_router, scores.predictions_router, scores.leads_router):
         app.include_router(router)
 
     @app.get("/health", tags=["Health"], summary="Liveness probe (no authentication)")

@@ -1,4 +1,4 @@
-"""The native REST API for scores (admin keys): RFM and the BG/NBD + Gamma-Gamma predictions.
+"""The native REST API for scores (admin keys): RFM, lead scores and the BG/NBD + Gamma-Gamma predictions.
 
 The same semantics as ``clarion rfm`` and ``clarion predictions``: a reference date (``as_of``) means the
 end of that day, UTC. Recomputes change many contacts at once: refresh segments using scores afterwards.
@@ -17,11 +17,14 @@ from ..domain.rules import MAX_DAYS
 from ..scoring.bgnbd import FitError
 from ..services import predictions as prediction_service
 from ..services import rfm as rfm_service
+from ..services.lead_scores import LeadScoreService, LeadScoring
+from ..services.segments import SegmentService
 from .auth import ClarionDep, require_admin
 from .errors import ApiError
 
 rfm_router = APIRouter(prefix="/api/rfm", tags=["Scores"], dependencies=[Depends(require_admin)])
 predictions_router = APIRouter(prefix="/api/predictions", tags=["Scores"], dependencies=[Depends(require_admin)])
+leads_router = APIRouter(prefix="/api/leads", tags=["Scores"], dependencies=[Depends(require_admin)])
 
 MAX_LIST = 10_000
 ListLimit = Annotated[int, Query(ge=1, le=MAX_LIST, description=f"How many, 1..{MAX_LIST}")]
@@ -102,3 +105,29 @@ def predictions_models(clarion: ClarionDep) -> dict[str, Any]:
 def predictions_top(clarion: ClarionDep, limit: ListLimit = 10) -> dict[str, Any]:
     with clarion.store.read() as conn:
         return {"limit": limit, "items": prediction_service.top_customers(conn, limit=limit)}
+
+
+@leads_router.get("/config", summary="The lead scoring rules")
+def leads_config(clarion: ClarionDep) -> dict[str, Any]:
+    with clarion.store.read() as conn:
+        return LeadScoreService.config(conn).model_dump(mode="json", exclude_none=True)
+
+
+@leads_router.put("/config", summary="Replace the lead scoring rules (checked before anything is stored)")
+def leads_set_config(clarion: ClarionDep, body: LeadScoring) -> dict[str, Any]:
+    with clarion.store.write() as conn:
+        context = SegmentService(clarion.settings).context(conn)
+        config = LeadScoreService.set_config(conn, body.model_dump(mode="json", exclude_none=True), context)
+    return config.model_dump(mode="json", exclude_none=True)
+
+
+@leads_router.post("/score", summary="Compute every contact's lead score from the rules")
+def leads_score(clarion: ClarionDep) -> dict[str, Any]:
+    with clarion.store.write() as conn:
+        return LeadScoreService().compute(conn, SegmentService(clarion.settings).context(conn)).as_dict()
+
+
+@leads_router.get("/top", summary="The contacts with the highest lead scores")
+def leads_top(clarion: ClarionDep, limit: ListLimit = 10) -> dict[str, Any]:
+    with clarion.store.read() as conn:
+        return {"limit": limit, "items": LeadScoreService.top(conn, limit=limit)}

@@ -29,11 +29,11 @@ from dataclasses import asdict, dataclass
 from time import perf_counter
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import Column, Connection, Float, MetaData, Table, and_, func, literal, select, union_all, update
 
 from ..domain.errors import FieldError
-from ..domain.rules import Performed, RuleError
+from ..domain.rules import Performed, RuleError, RuleSyntaxError
 from ..segments.behaviour import event_conditions
 from ..segments.compiler import CompileContext, compile_rule
 from ..segments.rule_text import parse_rule
@@ -50,6 +50,8 @@ _points = Table("clarion_lead_points", _scratch, Column("contact_id", Id, primar
 
 
 class LeadRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=100)
     points: float = Field(ge=-1_000_000, le=1_000_000, allow_inf_nan=False)
     event: str | None = Field(None, min_length=1, max_length=200)
@@ -67,17 +69,29 @@ class LeadRule(BaseModel):
         return self
 
     def performed(self) -> Performed:
-        """The event rule as a performed() condition (its filters and window)."""
-        text = f"performed({json.dumps(self.event)}{', ' + self.where if self.where else ''})"
-        if self.within_days:
-            text += f" within {self.within_days} days"
-        node = parse_rule(text)
-        if not isinstance(node, Performed):
-            raise RuleError("where holds property filters only", "where")
-        return node
+        """The event rule as a performed() condition (its filters and window).
+
+        ``where`` is parsed as the filter list of ``performed(event, ...)``; anything that would reach
+        beyond it (a closing parenthesis, a count, a comment) is refused, and error columns are given
+        in the ``where`` text itself.
+        """
+        prefix = f"performed({json.dumps(self.event)}, "
+        node: object = Performed(self.event)
+        if self.where:
+            try:
+                node = parse_rule(f"{prefix}{self.where})")
+            except RuleSyntaxError as exc:
+                column = exc.column - len(prefix) if exc.line == 1 else exc.column
+                raise RuleSyntaxError(exc.reason, exc.line, max(1, column)) from None
+        if not isinstance(node, Performed) or (node.count_op, node.count, node.within_days) != ("gte", 1, None):
+            raise RuleError("where holds property filters only, e.g. 'revenue > 100, sku starts with \"A\"'",
+                            "where")
+        return Performed(self.event, node.where, within_days=self.within_days)
 
 
 class LeadScoring(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     half_life_days: float | None = Field(None, gt=0, le=36_500, allow_inf_nan=False)
     rules: list[LeadRule] = Field(default_factory=list, max_length=200)
 

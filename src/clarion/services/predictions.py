@@ -17,7 +17,7 @@ from time import perf_counter
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
 
 from ..domain.errors import ClarionError
 from ..domain.events import ORDER_COMPLETED
@@ -124,7 +124,14 @@ def _predictions(summary: PurchaseSummary, params: bgnbd.BgNbdParams,
     return result
 
 
+PREDICTION_COLUMNS = ("p_alive", "expected_purchases", "expected_order_value", "lifetime_value", "predicted_at")
+
+
 def _write_scores(conn: Connection, keys: np.ndarray, columns: dict[str, np.ndarray], at: datetime) -> None:
+    """This fit's predictions replace every earlier one: contacts outside it (or a Gamma-Gamma that could
+    not be fitted this time) keep no stale values."""
+    s = contact_scores
+    conn.execute(update(s).where(s.c.predicted_at.is_not(None)).values(dict.fromkeys(PREDICTION_COLUMNS)))
     names = list(columns)
     rows = [{"contact_id": int(key), **{name: float(columns[name][i]) for name in names}, "predicted_at": at}
             for i, key in enumerate(keys)]
