@@ -65,14 +65,19 @@ def test_too_few_customers_is_a_clear_error(app):
 
 
 def test_a_new_fit_leaves_no_stale_predictions(app, cdnow_dir):
-    # given predictions for every sample customer, then a fit that ends before some of them first bought
+    # given the sample plus 30 customers who first bought in 1998, all predicted as of mid-1998
     _ingest_cdnow_sample(app, cdnow_dir)
+    late = datetime(1998, 3, 1, 12, tzinfo=UTC)
     with app.store.write() as conn:
-        predictions.predict_and_store(conn, predictions.PredictionSettings(as_of=CALIBRATION_END))
-        early = datetime(1997, 2, 15, tzinfo=UTC)
-        result = predictions.predict_and_store(conn, predictions.PredictionSettings(as_of=early))
+        for n in range(30):
+            cid = app.contacts.identify(conn, Identifiers(external_id=f"late{n}"))
+            app.events.ingest(conn, [EventInput("Order Completed", f"late-{n}", late, late, {"revenue": 20.0}, cid)])
+        first = predictions.predict_and_store(conn, predictions.PredictionSettings(
+            as_of=datetime(1998, 6, 30, tzinfo=UTC)))
+        # when the models are fitted again as of the calibration end, before the late customers existed
+        result = predictions.predict_and_store(conn, predictions.PredictionSettings(as_of=CALIBRATION_END))
         predicted = conn.execute(select(func.count()).where(contact_scores.c.p_alive.is_not(None))).scalar_one()
         stale = conn.execute(select(func.count()).where(contact_scores.c.p_alive.is_(None),
                                                         contact_scores.c.lifetime_value.is_not(None))).scalar_one()
     # then only the customers of the latest fit have predictions, and nobody keeps half of an old one
-    assert predicted == result.customers < 2357 and stale == 0
+    assert first.customers == 2387 and predicted == result.customers == 2357 and stale == 0
