@@ -91,7 +91,7 @@ def list_(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
 @segments_app.command("show")
 def show(ctx: typer.Context, name: str = NAME, as_json: bool = JSON_OPTION) -> None:
-    """A segment's rule (text and JSON), schedule and size."""
+    """A segment's rule, schedule and size (with --json, the rule's JSON form too)."""
     with app_of(ctx).store.read() as conn:
         data = _service(ctx).get(conn, name)
     emit(data, as_json, lambda: _show(data))

@@ -1,7 +1,7 @@
 """Lead scoring: points per event and per attribute rule, with an optional half-life, set-based in SQL.
 
 The configuration is one JSON document (``workspace_settings`` key ``lead_scoring``), set from a file
-(``clarion leads config FILE``) or the API:
+(``clarion leads config FILE``) or the API (``PUT /api/leads/config``):
 
     {"half_life_days": 30,
      "rules": [
