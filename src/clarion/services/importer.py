@@ -36,6 +36,7 @@ from ..config import Settings
 from ..domain.errors import Conflict, Erased, FieldError
 from ..domain.profiles import ProfilePatch, ZoneInputs, resolve_timezone
 from ..store.engine import Store
+from ..store.maintenance import refresh_statistics
 from ..store.schema import contacts
 from . import bulk_load
 from .clock import utcnow
@@ -62,6 +63,7 @@ from .import_staging import KEY, LINE, MESSAGE_ID, RAW, Staged, csv_event_parser
 
 Progress = Callable[[int, int], None]  # (bytes read, file size)
 Prepared = tuple[int, Any, Sequence[tuple[int, str, str]]]  # (rows read, what the batch handler takes, rejects)
+STATISTICS_AFTER_ROWS = 100_000  # rows written by an import after which PostgreSQL's statistics are refreshed
 ERASED_REASON = "erased: this contact was erased on request and may not be re-created"
 
 
@@ -128,8 +130,11 @@ class Importer:
 
     def import_contacts(self, path: Path, options: ImportOptions | None = None,
                         progress: Progress | None = None) -> ImportResult:
-        return self._run("contacts", Path(path), options or ImportOptions(), progress, self._parse_contacts,
-                         self._contact_batch)
+        result = self._run("contacts", Path(path), options or ImportOptions(), progress, self._parse_contacts,
+                           self._contact_batch)
+        if result.imported >= STATISTICS_AFTER_ROWS:
+            refresh_statistics(self.store.engine, ("contacts", "identities"))
+        return result
 
     def import_events(self, path: Path, options: ImportOptions | None = None,
                       progress: Progress | None = None) -> ImportResult:
@@ -150,6 +155,9 @@ class Importer:
                 with self.store.write() as conn:
                     prepare_bulk_connection(conn, SQLITE_BULK_LOAD_CACHE_KIB)
                     bulk_load.finish(conn)
+        if result.imported >= STATISTICS_AFTER_ROWS or dropped:
+            refresh_statistics(self.store.engine, ("events", "contact_aggregates", "contact_event_stats", "contacts",
+                                                   "identities"), vacuum=bool(dropped))
         result.indexes_rebuilt = dropped
         result.seconds = perf_counter() - started
         return result

@@ -25,7 +25,7 @@ from ..scoring import bgnbd, gamma_gamma
 from ..scoring.summary import PurchaseSummary, summarize
 from ..store.schema import contact_aggregates, contacts, events
 from ..store.schema_scores import contact_scores, model_fits
-from ..store.sql import insert_for
+from ..store.sql import insert_for, tune_for_analytics
 from ..store.types import utc_day
 from .clock import utcnow
 
@@ -63,6 +63,7 @@ class PredictionResult:
 def load_summary(conn: Connection, as_of: datetime, period_days: float) -> PurchaseSummary:
     """Each customer's frequency, recency, age and average repeat spend, from the order events."""
     day = utc_day(events.c.occurred_at)
+    tune_for_analytics(conn)
     rows = conn.execute(
         select(events.c.contact_id, day, func.coalesce(func.sum(events.c.revenue), 0.0))
         .where(events.c.name == ORDER_COMPLETED, events.c.occurred_at <= as_of)

@@ -6,7 +6,9 @@ per-contact aggregates (no event scan), or from the events in a window ending at
 Scores and segment names follow :mod:`clarion.scoring.rfm`; the rank arithmetic is the same
 integer formula on SQLite and PostgreSQL, so both stores give identical scores.
 
-A recompute writes one ``rfm_transitions`` row per contact whose segment changed (including
+``rfm_at`` is when a contact's scores last changed: a recompute rewrites only the contacts whose
+scores moved (so an incremental segment refresh afterwards examines just those). A recompute writes
+one ``rfm_transitions`` row per contact whose segment changed (including
 leaving RFM: a customer with no order in the window any more), not for first assignments.
 """
 
@@ -28,6 +30,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     select,
     update,
 )
@@ -36,7 +39,7 @@ from ..domain.events import ORDER_COMPLETED
 from ..scoring.rfm import LABELS, SCORES, SEGMENT_GRID, SEGMENTS
 from ..store.schema import contact_aggregates, events
 from ..store.schema_scores import contact_scores, rfm_transitions
-from ..store.sql import insert_for
+from ..store.sql import insert_for, tune_for_analytics
 from ..store.types import Id
 from .clock import utcnow
 
@@ -64,6 +67,7 @@ def compute(conn: Connection, *, window_days: int | None = None, as_of: datetime
     now = as_of or started
     if window_days is not None and window_days < 1:
         raise ValueError("window_days must be at least 1")
+    tune_for_analytics(conn)
     _new.drop(conn, checkfirst=True)
     _new.create(conn)
     conn.execute(_new.insert().from_select(["contact_id", "r", "f", "m", "segment"], _scores(window_days, as_of)))
@@ -71,6 +75,8 @@ def compute(conn: Connection, *, window_days: int | None = None, as_of: datetime
     transitions = _record_transitions(conn, started)
     unscored = _clear_unscored(conn)
     _upsert(conn, started)
+    if conn.dialect.name == "postgresql":  # segment plans join contact_scores: keep its statistics current
+        conn.exec_driver_sql("ANALYZE contact_scores")
     # Dropped on success only: an error rolls the transaction (and the table) back; see services.segments.
     _new.drop(conn)
     return RfmResult(scored, transitions, unscored, window_days, now, (utcnow() - started).total_seconds())
@@ -133,10 +139,14 @@ def _upsert(conn: Connection, at: datetime) -> None:
         ["contact_id", "rfm_r", "rfm_f", "rfm_m", "rfm_segment", "rfm_at"],
         select(_new.c.contact_id, _new.c.r, _new.c.f, _new.c.m, _new.c.segment,
                literal(at, type_=contact_scores.c.rfm_at.type)).where(literal(True)))
-    excluded = statement.excluded
+    excluded, s = statement.excluded, contact_scores.c
+    # Only rows whose scores changed are rewritten: a recompute of a million customers mostly confirms
+    # them, and on PostgreSQL every rewritten row is a new tuple version, index entries and WAL.
+    changed = or_(s.rfm_r.is_distinct_from(excluded.rfm_r), s.rfm_f.is_distinct_from(excluded.rfm_f),
+                  s.rfm_m.is_distinct_from(excluded.rfm_m), s.rfm_segment.is_distinct_from(excluded.rfm_segment))
     conn.execute(statement.on_conflict_do_update(index_elements=["contact_id"], set_={
         "rfm_r": excluded.rfm_r, "rfm_f": excluded.rfm_f, "rfm_m": excluded.rfm_m,
-        "rfm_segment": excluded.rfm_segment, "rfm_at": excluded.rfm_at}))
+        "rfm_segment": excluded.rfm_segment, "rfm_at": excluded.rfm_at}, where=changed))
 
 
 def summary(conn: Connection) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from ..segments.rule_json import rule_from_json, rule_to_json
 from ..segments.rule_text import format_rule, parse_rule
 from ..store.schema import consent_ledger, contacts, devices, events, suppressions
 from ..store.schema_scores import contact_scores, engagements, segment_changes, segment_members, segments
+from ..store.sql import tune_for_analytics
 from ..store.types import Id
 from .clock import utcnow
 
@@ -139,6 +140,7 @@ class SegmentService:
     def preview(self, conn: Connection, rule: str | dict[str, Any] | Rule, *, sample: int = 10) -> dict[str, Any]:
         """How many contacts match now, and a few of them, without storing anything."""
         query = compile_rule(parse_any(rule), self.context(conn)).subquery()
+        tune_for_analytics(conn)
         count = conn.execute(select(func.count()).select_from(query)).scalar_one()
         ids = conn.execute(select(query.c[0]).order_by(query.c[0]).limit(sample)).scalars().all()
         rows = conn.execute(select(contacts.c.id, contacts.c.external_id, contacts.c.email, contacts.c.first_name,
@@ -160,6 +162,7 @@ class SegmentService:
         started = perf_counter()
         row = self._row(conn, name, lock=True)  # PostgreSQL: one refresh of a segment at a time
         marks = _marks(conn)
+        tune_for_analytics(conn)
         for table in (_fresh, _candidates):
             table.drop(conn, checkfirst=True)
             table.create(conn)

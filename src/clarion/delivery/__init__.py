@@ -1,0 +1,1 @@
+"""Message content: per-channel templates, sandboxed rendering, MJML and validation (no database access)."""
