@@ -25,11 +25,14 @@ from inscriptis.model.config import ParserConfig
 from jinja2 import TemplateSyntaxError
 from lxml.etree import Comment, ParserError
 from lxml.html import Element, HtmlElement, document_fromstring
+from markupsafe import escape
 
 from .errors import InvalidTemplate, Problem
 from .sandbox import sandbox
 
-_JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_JINJA_TAG = r"(?P<tag>\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})"
+_TAG = re.compile(_JINJA_TAG, re.DOTALL)
+_SPACED_TAG = re.compile(r"\s*" + _JINJA_TAG + r"\s*", re.DOTALL)
 _BLANK_LINES = re.compile(r"\n{3,}")
 # Keeps the <style> blocks as well as inlining them: media queries and client-specific rules
 # (#outlook a, ...) only work from a <style> block. Remote stylesheets are never fetched.
@@ -47,30 +50,34 @@ class _Shielded:
     marker: str
 
     def is_block(self, index: int) -> bool:
-        return self.tags[index].startswith("{%")
+        return self.tags[index].lstrip().startswith("{%")
 
     def pattern(self) -> re.Pattern[str]:
         # The comment around a placeholder may come back escaped (&lt;!--) from a title or an attribute.
         return re.compile(r"(?:<!--|&lt;!--)?" + re.escape(self.marker) + r"(\d+)q(?:-->|--&gt;)?")
 
 
-def _shield(source: str) -> _Shielded:
+def _shield(source: str, with_spaces: bool) -> _Shielded:
     """Placeholders are HTML comments where markup may stand: HTML parsers move stray text out of
     tables ("foster parenting"), which would carry a ``{% for %}`` away from the rows it repeats,
-    but leave comments in place. In attributes and titles they are bare words."""
+    but leave comments in place. In attributes and titles they are bare words.
+
+    ``with_spaces``: the white space around each tag goes with it, since mrml drops white space
+    next to comments (``{{ price }} {% if %}`` would come back as ``{{ price }}{% if %}``)."""
     marker = "zq" + secrets.token_hex(4)
     while marker in source:  # pragma: no cover - a 32-bit random marker already in the text
         marker = "zq" + secrets.token_hex(4)
     tags: list[str] = []
     lines: list[int] = []
+    markup = _TAG.sub(lambda m: " " * len(m.group(0)), source)  # so "<" in {% if a < b %} is not markup
 
     def swap(match: re.Match[str]) -> str:
         tags.append(match.group(0))
-        lines.append(source.count("\n", 0, match.start()) + 1)
+        lines.append(source.count("\n", 0, match.start("tag")) + 1)
         placeholder = f"{marker}{len(tags) - 1}q"
-        return placeholder if _inside_markup(source, match.start()) else f"<!--{placeholder}-->"
+        return placeholder if _inside_markup(markup, match.start("tag")) else f"<!--{placeholder}-->"
 
-    return _Shielded(_JINJA_TAG.sub(swap, source), tuple(tags), tuple(lines), marker)
+    return _Shielded((_SPACED_TAG if with_spaces else _TAG).sub(swap, source), tuple(tags), tuple(lines), marker)
 
 
 _TEXT_ONLY_ELEMENTS = ("mj-title", "mj-preview", "title", "style", "mj-style", "textarea")
@@ -115,15 +122,15 @@ def _unshield(shielded: _Shielded, output: str, expressions_required: bool) -> t
 
 def _tag_problems(shielded: _Shielded, wrong: list[int], part: str, tool: str) -> list[Problem]:
     return [
-        Problem(part, f"{tool} lost or moved the Jinja tag {shielded.tags[i]!r}: keep tags in text, attributes, "
-                      "between elements or (in MJML) in <mj-raw>", kind="mjml", line=shielded.lines[i])
+        Problem(part, f"{tool} lost or moved the Jinja tag {shielded.tags[i].strip()!r}: keep tags in text, "
+                      "attributes, between elements or (in MJML) in <mj-raw>", kind="mjml", line=shielded.lines[i])
         for i in wrong
     ]
 
 
 def compile_mjml(source: str, part: str = "email.html") -> str:
     """MJML (with Jinja tags) to HTML with inlined CSS; raises :class:`InvalidTemplate` with the problems."""
-    shielded = _shield(source)
+    shielded = _shield(source, with_spaces=True)
     try:
         output = mrml.to_html(shielded.text)
     except OSError as exc:  # mrml reports parse errors as OSError, without a position
@@ -140,7 +147,7 @@ def compile_mjml(source: str, part: str = "email.html") -> str:
 
 def inline_css(html: str, part: str = "email.html") -> str:
     """Copies ``<style>`` rules onto the elements (many mail clients ignore style blocks)."""
-    shielded = _shield(html)
+    shielded = _shield(html, with_spaces=True)
     inlined, wrong = _unshield(shielded, _inline(shielded.text, part), expressions_required=True)
     if wrong:
         raise InvalidTemplate(_tag_problems(shielded, wrong, part, "CSS inlining"))
@@ -160,7 +167,7 @@ def text_template(html_source: str) -> str | None:
 
     ``None`` means the text must be derived from each rendered message instead (:func:`html_to_text`).
     """
-    shielded = _shield(html_source)
+    shielded = _shield(html_source, with_spaces=False)  # inscriptis collapses white space as a browser would
     tree = _html_tree(shielded.text)
     if tree is None:
         return None
@@ -227,11 +234,7 @@ def tidy_text(text: str) -> str:
 def with_preheader(html: str, preheader: str) -> str:
     """Puts the (escaped) preheader as hidden text at the start of the body, where inboxes read it."""
     hidden = ('<div style="display:none;max-height:0;overflow:hidden;mso-hide:all" aria-hidden="true">'
-              f"{_escape(preheader)}</div>")
-    body = html.find("<body")
+              f"{escape(preheader)}</div>")
+    body = max(html.find("<body"), html.find("<BODY"))
     start = html.find(">", body) + 1 if body >= 0 else 0
     return html[:start] + hidden + html[start:]
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")

@@ -168,9 +168,6 @@ def refuse(reason: str) -> LimitExceeded:
 
 # --- value sizes -------------------------------------------------------------------------------
 
-_SCALARS = (int, float, bool, type(None))
-
-
 def printed_size(value: Any, budget: int) -> int:
     """Roughly how many characters ``str(value)`` takes, stopping once past ``budget``.
 
@@ -179,7 +176,11 @@ def printed_size(value: Any, budget: int) -> int:
     """
     if isinstance(value, str):
         return len(value)
-    if isinstance(value, _SCALARS) or isinstance(value, Undefined):
+    if isinstance(value, bool) or value is None or isinstance(value, Undefined):
+        return 5
+    if isinstance(value, int):
+        return value.bit_length() // 3 + 2  # decimal digits are about 0.3 per bit, and a sign
+    if isinstance(value, float):
         return 24
     if isinstance(value, Mapping):
         items: Iterable[Any] = (x for pair in value.items() for x in pair)
@@ -206,7 +207,7 @@ def bounded(value: Any) -> Any:
     limit = current_limits().max_value_chars
     size = printed_size(value, limit)
     if size > limit:
-        raise refuse(f"a value of about {size:,} characters is over the {limit:,} allowed")
+        raise refuse(f"a value of {size:,} characters or more is over the {limit:,} allowed")
     return value
 
 
