@@ -6,7 +6,7 @@ end of that day, UTC. Recomputes change many contacts at once: refresh segments 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -17,6 +17,7 @@ from ..domain.rules import MAX_DAYS
 from ..scoring.bgnbd import FitError
 from ..services import predictions as prediction_service
 from ..services import rfm as rfm_service
+from ..services.clock import end_of_day
 from ..services.lead_scores import LeadScoreService, LeadScoring
 from ..services.segments import SegmentService
 from .auth import ClarionDep, require_admin
@@ -47,11 +48,11 @@ class FitBody(BaseModel):
     clv_days: Days = Field(365, description="Lifetime value over the next N days")
 
 
-def end_of_day(day: date | None, window_days: int | None = None) -> datetime | None:
+def as_of_moment(day: date | None, window_days: int | None = None) -> datetime | None:
     """The last moment of ``day`` in UTC; refused when the window before it would start before year 1."""
     if day is None:
         return None
-    moment = datetime.combine(day, time(23, 59, 59, 999999), UTC)
+    moment = end_of_day(day)
     try:
         moment - timedelta(days=window_days or 0)
     except OverflowError:
@@ -62,7 +63,7 @@ def end_of_day(day: date | None, window_days: int | None = None) -> datetime | N
 @rfm_router.post("/compute", summary="Score every customer 1..5 on recency, frequency and monetary value")
 def rfm_compute(clarion: ClarionDep, body: RfmBody | None = None) -> dict[str, Any]:
     body = body or RfmBody()
-    as_of = end_of_day(body.as_of, body.window_days)
+    as_of = as_of_moment(body.as_of, body.window_days)
     with clarion.store.write() as conn:
         return rfm_service.compute(conn, window_days=body.window_days, as_of=as_of).as_dict()
 
@@ -85,7 +86,7 @@ def rfm_transitions(clarion: ClarionDep, limit: ListLimit = 100) -> dict[str, An
 def predictions_fit(clarion: ClarionDep, body: FitBody | None = None) -> dict[str, Any]:
     body = body or FitBody()
     settings = prediction_service.PredictionSettings(horizon_days=body.horizon_days, clv_horizon_days=body.clv_days,
-                                                     as_of=end_of_day(body.as_of))
+                                                     as_of=as_of_moment(body.as_of))
     try:
         with clarion.store.write() as conn:
             return prediction_service.predict_and_store(conn, settings).as_dict()

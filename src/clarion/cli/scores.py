@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from pathlib import Path
 
 import typer
@@ -11,6 +11,7 @@ import typer
 from ..domain.errors import FieldError
 from ..services import predictions as prediction_service
 from ..services import rfm as rfm_service
+from ..services.clock import end_of_day
 from ..services.lead_scores import LeadScoreService
 from ..services.segments import SegmentService
 from .output import JSON_OPTION, app_of, console, emit, key_values, table
@@ -27,7 +28,7 @@ def _end_of_day(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        return datetime.combine(date.fromisoformat(text), time(23, 59, 59, 999999), UTC)
+        return end_of_day(date.fromisoformat(text))
     except ValueError:
         raise FieldError("--as-of", f"{text!r} is not a date (YYYY-MM-DD)") from None
 
@@ -111,11 +112,6 @@ def _money(value: float | None) -> str:
     return "" if value is None else f"{value:,.2f}"
 
 
-def _context(ctx: typer.Context):
-    clarion = app_of(ctx)
-    return lambda conn: SegmentService(clarion.settings).context(conn)
-
-
 @leads_app.command("config")
 def leads_config(ctx: typer.Context, file: Path = LEADS_FILE, as_json: bool = JSON_OPTION) -> None:
     """Replace the lead scoring rules with those of a JSON file (checked before anything is stored)."""
@@ -125,7 +121,7 @@ def leads_config(ctx: typer.Context, file: Path = LEADS_FILE, as_json: bool = JS
         raise FieldError(str(file), f"not JSON: {exc}") from None
     clarion = app_of(ctx)
     with clarion.store.write() as conn:
-        config = LeadScoreService.set_config(conn, document, _context(ctx)(conn))
+        config = LeadScoreService.set_config(conn, document, SegmentService(clarion.settings).context(conn))
     data = config.model_dump(mode="json", exclude_none=True)
     emit(data, as_json, lambda: console.print(f"Stored {len(config.rules)} lead scoring rules."))
 
@@ -146,7 +142,7 @@ def leads_score(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Compute every contact's lead score from the rules."""
     clarion = app_of(ctx)
     with clarion.store.write() as conn:
-        result = LeadScoreService().compute(conn, _context(ctx)(conn))
+        result = LeadScoreService().compute(conn, SegmentService(clarion.settings).context(conn))
     emit(result.as_dict(), as_json, lambda: console.print(key_values("Lead scores", result.as_dict())))
 
 

@@ -39,7 +39,7 @@ from ..segments.compiler import CompileContext, compile_rule
 from ..segments.rule_text import parse_rule
 from ..store.schema import events
 from ..store.schema_scores import contact_scores, workspace_settings
-from ..store.sql import insert_for, tune_for_analytics
+from ..store.sql import insert_for, scratch_tables, tune_for_analytics
 from ..store.types import Id, UtcDateTime, days_since, least
 from .clock import utcnow
 
@@ -151,12 +151,9 @@ class LeadScoreService:
         parts = [self._event_points(item, config.half_life_days, context) if item.event
                  else self._rule_points(item, context) for item in config.rules]
         tune_for_analytics(conn)
-        _points.drop(conn, checkfirst=True)
-        _points.create(conn)
-        scored = self._fill(conn, parts)
-        zeroed = self._store(conn, context.now)
-        # Dropped on success only: an error rolls the transaction (and the table) back; see services.segments.
-        _points.drop(conn)
+        with scratch_tables(conn, _points):
+            scored = self._fill(conn, parts)
+            zeroed = self._store(conn, context.now)
         return LeadScoreResult(scored, zeroed, len(config.rules), round(perf_counter() - started, 4))
 
     @staticmethod

@@ -39,7 +39,7 @@ from ..domain.events import ORDER_COMPLETED
 from ..scoring.rfm import LABELS, SCORES, SEGMENT_GRID, SEGMENTS
 from ..store.schema import contact_aggregates, events
 from ..store.schema_scores import contact_scores, rfm_transitions
-from ..store.sql import insert_for, tune_for_analytics
+from ..store.sql import insert_for, scratch_tables, tune_for_analytics
 from ..store.types import Id
 from .clock import utcnow
 
@@ -68,17 +68,14 @@ def compute(conn: Connection, *, window_days: int | None = None, as_of: datetime
     if window_days is not None and window_days < 1:
         raise ValueError("window_days must be at least 1")
     tune_for_analytics(conn)
-    _new.drop(conn, checkfirst=True)
-    _new.create(conn)
-    conn.execute(_new.insert().from_select(["contact_id", "r", "f", "m", "segment"], _scores(window_days, as_of)))
-    scored = conn.execute(select(func.count()).select_from(_new)).scalar_one()
-    transitions = _record_transitions(conn, started)
-    unscored = _clear_unscored(conn)
-    _upsert(conn, started)
+    with scratch_tables(conn, _new):
+        conn.execute(_new.insert().from_select(["contact_id", "r", "f", "m", "segment"], _scores(window_days, as_of)))
+        scored = conn.execute(select(func.count()).select_from(_new)).scalar_one()
+        transitions = _record_transitions(conn, started)
+        unscored = _clear_unscored(conn)
+        _upsert(conn, started)
     if conn.dialect.name == "postgresql":  # segment plans join contact_scores: keep its statistics current
         conn.exec_driver_sql("ANALYZE contact_scores")
-    # Dropped on success only: an error rolls the transaction (and the table) back; see services.segments.
-    _new.drop(conn)
     return RfmResult(scored, transitions, unscored, window_days, now, (utcnow() - started).total_seconds())
 
 

@@ -36,7 +36,7 @@ from ..segments.rule_json import rule_from_json, rule_to_json
 from ..segments.rule_text import format_rule, parse_rule
 from ..store.schema import consent_ledger, contacts, devices, events, suppressions
 from ..store.schema_scores import contact_scores, engagements, segment_changes, segment_members, segments
-from ..store.sql import tune_for_analytics
+from ..store.sql import scratch_tables, tune_for_analytics
 from ..store.types import Id
 from .clock import utcnow
 
@@ -163,26 +163,10 @@ class SegmentService:
         row = self._row(conn, name, lock=True)  # PostgreSQL: one refresh of a segment at a time
         marks = _marks(conn)
         tune_for_analytics(conn)
-        for table in (_fresh, _candidates):
-            table.drop(conn, checkfirst=True)
-            table.create(conn)
-        rule = rule_from_json(row.rule)
         incremental = incremental and row.refreshed_at is not None  # new or changed rule: a full refresh
-        if incremental:
-            examined = _fill_candidates(conn, row)
-            # Scoped: behaviour subqueries read only the candidates' events (index seeks, not a scan).
-            candidates = select(_candidates.c.contact_id)
-            query = compile_rule(rule, self.context(conn, scope=candidates))
-            conn.execute(_fresh.insert().from_select(["contact_id"], query.where(contacts.c.id.in_(candidates))))
-        else:
-            conn.execute(_fresh.insert().from_select(["contact_id"], compile_rule(rule, self.context(conn))))
-            examined = conn.execute(select(func.count()).select_from(contacts)).scalar_one()
-        entered, left = _apply_changes(conn, row.id, incremental)
-        # Dropped on success only: after an error the transaction rolls back, taking the tables with it
-        # (DDL is transactional on both stores), and a statement in a failed PostgreSQL transaction
-        # would hide the real error.
-        for table in (_fresh, _candidates):
-            table.drop(conn)
+        with scratch_tables(conn, _fresh, _candidates):
+            examined = self._evaluate(conn, row, incremental)
+            entered, left = _apply_changes(conn, row.id, incremental)
         members = conn.execute(select(func.count()).where(segment_members.c.segment_id == row.id)).scalar_one()
         full = {} if incremental else {"full_refreshed_at": marks["at"]}
         conn.execute(update(segments).where(segments.c.id == row.id).values(
@@ -190,6 +174,19 @@ class SegmentService:
             engagement_mark=marks["engagement"], **full))
         return RefreshResult(row.name, "incremental" if incremental else "full", members, entered, left, examined,
                              round(perf_counter() - started, 4))
+
+    def _evaluate(self, conn: Connection, row, incremental: bool) -> int:
+        """Fill ``_fresh`` with the members among the examined contacts; returns how many were examined."""
+        rule = rule_from_json(row.rule)
+        if not incremental:
+            conn.execute(_fresh.insert().from_select(["contact_id"], compile_rule(rule, self.context(conn))))
+            return conn.execute(select(func.count()).select_from(contacts)).scalar_one()
+        examined = _fill_candidates(conn, row)
+        # Scoped: behaviour subqueries read only the candidates' events (index seeks, not a scan).
+        candidates = select(_candidates.c.contact_id)
+        query = compile_rule(rule, self.context(conn, scope=candidates))
+        conn.execute(_fresh.insert().from_select(["contact_id"], query.where(contacts.c.id.in_(candidates))))
+        return examined
 
     def due(self, conn: Connection) -> list[str]:
         """Segments whose scheduled full refresh is due."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -30,3 +33,18 @@ def tune_for_analytics(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SET LOCAL work_mem = '{ANALYTICS_WORK_MEM}'")
         conn.exec_driver_sql("SET LOCAL jit = off")
+
+
+@contextmanager
+def scratch_tables(conn: Connection, *tables: Table) -> Iterator[None]:
+    """Temporary tables for one transaction's set-based work: created fresh, dropped when the work succeeds.
+
+    Not dropped after an error: the transaction rolls back and takes them along (DDL is transactional
+    on both stores), while a statement in a failed PostgreSQL transaction would hide the real error.
+    """
+    for table in tables:
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+    yield
+    for table in tables:
+        table.drop(conn)
