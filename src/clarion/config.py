@@ -6,6 +6,7 @@ Nothing here connects to anything: :mod:`clarion.bootstrap` builds the objects f
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -39,6 +40,47 @@ class Settings(BaseSettings):
     import_event_batch_size: int = 50_000
     # `clarion serve` looks this often for segments whose scheduled refresh is due (seconds; 0: never).
     segment_scheduler_seconds: float = 60.0
+
+    # -- delivery -------------------------------------------------------------------------------
+    # Where recipients reach Clarion: unsubscribe links and the one-click List-Unsubscribe URL.
+    public_url: str = "http://127.0.0.1:8000"
+    # Signs unsubscribe links (tracking.links). Set it once per installation, like hash_salt.
+    link_secret: str = "clarion-dev-link-secret-change-me"
+    # email: smtp (production), file (one .eml per message in email_file_dir) or console.
+    email_transport: Literal["smtp", "file", "console"] = "smtp"
+    email_file_dir: str = "outbox"
+    email_from: str = "news@example.com"
+    email_from_name: str = "Clarion"
+    # mailto: for List-Unsubscribe besides the https URL (RFC 2369); empty: none.
+    email_unsubscribe_mailto: str = ""
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout_seconds: float = 30.0
+    smtp_tls_verify: bool = True
+    smtp_ca_file: str = ""
+    # Connections per worker, and across all workers (0: no shared limit).
+    smtp_pool_size: int = 4
+    smtp_max_connections: int = 0
+    smtp_max_messages_per_connection: int = 1_000
+    # Messages per second across all workers for email (0: unlimited), and the burst allowed.
+    email_rate_per_second: float = 0.0
+    email_rate_burst: float = 100.0
+    # DKIM: signing is on when domain, selector and key file are all set.
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_key_file: str = ""
+    # Workers: deliveries leased per batch, how long a lease lasts (seconds) and the idle poll (seconds).
+    worker_batch_size: int = 500
+    worker_lease_seconds: float = 300.0
+    worker_poll_seconds: float = 1.0
+    # Retries: full-jitter exponential backoff from base to cap (seconds).
+    retry_base_seconds: float = 30.0
+    retry_cap_seconds: float = 3_600.0
+    # `clarion serve` runs a delivery worker in the same process (the SQLite set-up).
+    serve_worker: bool = True
 
     @field_validator("default_timezone")
     @classmethod

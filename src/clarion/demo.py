@@ -1,11 +1,13 @@
-"""The demo: the real CDNOW purchases in a fresh SQLite database, then a summary.
+"""The demo: the real CDNOW purchases in a fresh SQLite database, a summary, and an email campaign.
 
     python -m clarion.demo [--limit ROWS] [--db PATH] [--cdnow-dir DIR]
 
 One contact per CDNOW customer, with a synthetic but deterministic (seeded) profile: name, email,
 country, birthday and either coordinates or just a country, so time zones are resolved from
 coordinates, single-zone countries or the default. Each gets email consent (source ``import``,
-proof ``text_version``). Every purchase row becomes an ``Order Completed`` event.
+proof ``text_version``). Every purchase row becomes an ``Order Completed`` event. Then a "we miss you"
+campaign goes to the At risk and Can't lose them customers through a local SMTP server
+(:mod:`.demo_campaign`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rich.table import Table
 
 from .bootstrap import Clarion
 from .config import Settings
+from .demo_campaign import run_campaign, show_campaign
 from .domain.consent import Channel, ConsentStatus
 from .domain.errors import ClarionError
 from .services import predictions, rfm, stats
@@ -122,11 +125,13 @@ def run(cdnow: Path, db: Path, limit: int | None = None, seed: int = 1997) -> di
         consented = record_consent(app)
         scores = score(app)
         with app.store.read() as conn:
-            return {"contacts_import": people, "events_import": orders, "consented": consented,
-                    "totals": stats.totals(conn), "top": stats.top_customers(conn, 10),
-                    "zones": stats.contacts_per_timezone(conn, 25), "database": str(db), **scores}
+            summary = {"contacts_import": people, "events_import": orders, "consented": consented,
+                       "totals": stats.totals(conn), "top": stats.top_customers(conn, 10),
+                       "zones": stats.contacts_per_timezone(conn, 25), "database": str(db), **scores}
     finally:
         app.close()
+    summary["campaign"] = run_campaign(f"sqlite:///{db}", db.parent)
+    return summary
 
 
 def score(app: Clarion) -> dict:
@@ -199,6 +204,7 @@ def show(summary: dict, console: Console) -> None:
         zones.add_row(row["timezone"], f"{row['contacts']:,}")
     console.print(zones)
     show_scores(summary, console)
+    show_campaign(summary["campaign"], console)
 
 
 def main(argv: list[str] | None = None) -> None:

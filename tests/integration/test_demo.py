@@ -25,6 +25,14 @@ def test_demo_loads_a_slice_with_profiles_consent_and_zones(cdnow_dir, tmp_path)
     example = summary["segment"]
     assert example["count"] > 0 and example["explained"]["holds"] is True
     assert example["text"].startswith('country in ("US", "CA") and orders.count >= 2')
+    # and the "we miss you" campaign went through the demo's SMTP server, signed, with quiet hours holding some back
+    campaign = summary["campaign"]
+    counts = campaign["progress"]["counts"]
+    at_risk = sum(row["contacts"] for row in summary["rfm"] if row["segment"] in ("at_risk", "cant_lose"))
+    assert campaign["progress"]["total"] == at_risk > 0
+    assert campaign["received"] == counts["sent"] > 0 and campaign["dkim_verified"]
+    assert counts["deferred"] > 0 and counts["sent"] + counts["deferred"] == at_risk
+    assert campaign["sample_headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     # and running it again starts from a fresh database
     run(cdnow_dir / "CDNOW_master.txt", db, limit=100)
     from sqlalchemy import create_engine
@@ -40,3 +48,4 @@ def test_demo_command_prints_a_summary(cdnow_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Top 10 customers by revenue" in out and "Contacts per time zone" in out
     assert "RFM segments" in out and "Example segment" in out and "is a member" in out
+    assert "We miss you" in out and "Held back by quiet hours" in out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from ..bootstrap import Clarion
-from . import consent, contacts, events, scores, segment, segments
+from . import campaigns, consent, contacts, events, scores, segment, segments, unsubscribe
 from .auth import KeyToucher
 from .errors import install_error_handlers
 
@@ -19,12 +19,15 @@ Clarion's HTTP API.
 * **/v1** — Segment-compatible tracking (identify, track, page, screen, batch/import). Authenticate
   with an `ingest` (or `admin`) key as the basic-auth user name and an empty password, as the
   Segment SDKs do with their write key.
-* **/api** — the native REST API for contacts, events, consent, segments and scores. Authenticate
+* **/api** — the native REST API for contacts, events, consent, segments, scores, templates and
+  campaigns. Authenticate
   with an `admin` key: `Authorization: Bearer <key>`.
 
 Errors are JSON: `{"error": <code>, "message": ..., ...}`; an invalid field answers 422 with
 `field` and `reason`; an invalid segment rule answers 422 `invalid_rule` with `reason` and where:
-`line` and `column` in the text form, `path` in the JSON form.
+`line` and `column` in the text form, `path` in the JSON form; an invalid template answers 422
+`invalid_template` with every problem.
+* **/u/{token}** — the unsubscribe page and RFC 8058 one-click unsubscribe (signed links, no key).
 """
 
 
@@ -34,7 +37,8 @@ def create_app(clarion: Clarion) -> FastAPI:
     app.state.key_toucher = KeyToucher()
     install_error_handlers(app)
     for router in (segment.router, contacts.router, events.router, consent.router, segments.router,
-                   scores.rfm_router, scores.predictions_router, scores.leads_router):
+                   scores.rfm_router, scores.predictions_router, scores.leads_router, campaigns.router,
+                   unsubscribe.router):
         app.include_router(router)
 
     @app.get("/health", tags=["Health"], summary="Liveness probe (no authentication)")

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..delivery.errors import InvalidTemplate
 from ..domain.errors import ClarionError, Conflict, Erased, FieldError, NotFound
 from ..domain.rules import RuleError, RuleSyntaxError
 
@@ -68,6 +69,10 @@ async def _rule_error(_request: Request, exc: RuleError) -> JSONResponse:
 
 
 async def _clarion_error(_request: Request, exc: ClarionError) -> JSONResponse:
+    if isinstance(exc, InvalidTemplate):
+        problems = [{"part": p.part, "message": p.message, "kind": p.kind, "line": p.line, "locale": p.locale,
+                     "suggestion": p.suggestion} for p in exc.problems]
+        return error_response(422, "invalid_template", str(exc), problems=problems)
     if isinstance(exc, NotFound):
         return error_response(404, "not_found", str(exc))
     if isinstance(exc, Erased):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import typer
 
 from ..services import aggregates
@@ -27,7 +29,7 @@ def serve(
     host: str | None = typer.Option(None, "--host", help="Default: settings.api_host."),
     port: int | None = typer.Option(None, "--port", help="Default: settings.api_port."),
 ) -> None:
-    """Run the HTTP API (uvicorn), and refresh scheduled segments when they are due."""
+    """Run the HTTP API (uvicorn), refresh scheduled segments, and send (an embedded delivery worker)."""
     clarion = app_of(ctx)
     try:
         import uvicorn
@@ -36,15 +38,21 @@ def serve(
     except ImportError as exc:
         raise typer.BadParameter(f"the API is not available ({exc}); install clarion[api]") from None
     from ..runners.segment_scheduler import SegmentScheduler
+    from ..runners.worker import run_in_thread
 
     interval = clarion.settings.segment_scheduler_seconds
     scheduler = SegmentScheduler(clarion, interval).start() if interval > 0 else None
+    stop_worker = threading.Event()
+    worker = run_in_thread(clarion, stop_worker) if clarion.settings.serve_worker else None
     try:
         uvicorn.run(create_app(clarion), host=host or clarion.settings.api_host,
                     port=port or clarion.settings.api_port)
     finally:
         if scheduler:
             scheduler.stop()
+        stop_worker.set()
+        if worker:
+            worker.join(timeout=30)
 
 
 def _key_dict(key: ApiKey) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import admin, contacts, imports, scores, segments
+from . import admin, campaigns, contacts, imports, scores, segments
 from .output import ClarionGroup, State
 
 app = typer.Typer(cls=ClarionGroup, no_args_is_help=True, add_completion=False,
@@ -38,6 +38,11 @@ app.add_typer(segments.segments_app, name="segments")
 app.add_typer(scores.rfm_app, name="rfm")
 app.add_typer(scores.predictions_app, name="predictions")
 app.add_typer(scores.leads_app, name="leads")
+app.add_typer(campaigns.templates_app, name="templates")
+app.add_typer(campaigns.campaigns_app, name="campaigns")
+app.add_typer(campaigns.deliveries_app, name="deliveries")
+app.add_typer(campaigns.delivery_app, name="delivery")
+app.command("worker")(campaigns.worker)
 app.command("stats")(admin.stats)
 app.command("serve")(admin.serve)
 

@@ -1,4 +1,7 @@
-"""What a template sees of one recipient: ``contact``, ``campaign``, ``links`` and ``now``.
+"""What a template sees of one recipient: ``contact``, ``campaign``, ``links``, ``data`` and ``now``.
+
+``data`` is the message's own payload, free-form: the order of an order confirmation sent through the
+transactional API (``{{ data.order.id }}``); it is empty for broadcasts.
 
 The contact is a read-only view of the profile (the ``contacts`` columns a message may use, with the
 custom ``attributes`` and ``custom_dates``); nested objects are read-only too, so a template cannot
@@ -23,7 +26,7 @@ CAMPAIGN_FIELDS = ("id", "name")
 LINK_NAMES = ("unsubscribe", "preferences", "view_in_browser")
 # Free-form maps: any key below them is allowed, since the schema does not list them.
 OPEN_FIELDS = ("attributes", "custom_dates")
-TOP_LEVEL_NAMES = ("contact", "campaign", "links", "now")
+TOP_LEVEL_NAMES = ("contact", "campaign", "links", "data", "now")
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None), date, datetime, Decimal})
@@ -73,6 +76,7 @@ class RenderContext:
     campaign: Mapping[str, Any] = field(default_factory=dict)
     links: Mapping[str, str] = field(default_factory=dict)
     now: datetime | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
 
     def variables(self) -> dict[str, Any]:
         now = self.now or datetime.now(UTC)
@@ -82,6 +86,7 @@ class RenderContext:
             "contact": contact_view(self.contact),
             "campaign": ReadOnlyMapping(self.campaign, "campaign"),
             "links": ReadOnlyMapping(self.links, "links"),
+            "data": ReadOnlyMapping(self.data, "data"),
             "now": now.astimezone(UTC),
         }
 

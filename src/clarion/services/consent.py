@@ -15,7 +15,7 @@ from .clock import utcnow
 from .hashing import identity_hash
 
 # What the proof of a consent may hold (GDPR Art. 7(1): the controller must be able to show it).
-PROOF_FIELDS = ("form", "ip", "user_agent", "text_version", "text", "url", "confirmed_at", "keyword")
+PROOF_FIELDS = ("form", "ip", "user_agent", "text_version", "text", "url", "confirmed_at", "keyword", "campaign_id")
 
 
 class ConsentService:

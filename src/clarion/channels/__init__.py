@@ -1,0 +1,1 @@
+"""One adapter per provider: network I/O only, each returning a classified :class:`~.base.DeliveryResult`."""

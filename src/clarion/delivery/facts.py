@@ -1,0 +1,155 @@
+"""Loading what the policy chain needs for a batch of deliveries, in a handful of queries.
+
+Consent uses the very expressions segments use for ``reachable(...)`` (``segments.reachable``), so a
+segment of reachable contacts and the sends to it can never disagree. The eligibility rule is compiled
+by the segment compiler, scoped to the batch's contacts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select
+
+from ..domain.profiles import zoneinfo
+from ..domain.rules import Rule
+from ..segments.compiler import CompileContext, compile_rule
+from ..segments.reachable import DEVICE_KINDS, PHONE_CHANNELS, consented
+from ..store.schema import contacts, devices, suppressions
+from ..store.schema_delivery import deliveries
+from .context import CONTACT_FIELDS
+from .policies import Recipient
+
+# Caps look back at most this far (hours): the longest rolling window allowed, plus a local day.
+LONGEST_CAP_WINDOW = timedelta(days=367)
+
+
+@dataclass(frozen=True)
+class BatchScope:
+    """The campaign side of a batch: what to load facts for."""
+
+    campaign_id: int
+    channel: str
+    topic: str | None
+    marketing: bool
+    eligibility: Rule | None
+    default_timezone: str
+    cap_lookback: timedelta | None  # None: no caps apply, so sends need not be loaded
+
+
+def load_contacts(conn: Connection, contact_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    columns = [contacts.c[name] for name in CONTACT_FIELDS] + [contacts.c.merged_into]
+    rows = conn.execute(select(*columns).where(contacts.c.id.in_(contact_ids)))
+    return {row.id: dict(row._mapping) for row in rows}
+
+
+def recipients(conn: Connection, scope: BatchScope, rows: Sequence[Any], profiles: Mapping[int, dict],
+               now: datetime, compile_context: CompileContext | None) -> dict[int, Recipient]:
+    """One :class:`Recipient` per delivery id of ``rows`` (deliveries of one campaign and channel)."""
+    ids = sorted({row.contact_id for row in rows if row.contact_id in profiles})
+    addresses = {cid: _address(conn, scope.channel, profiles[cid]) for cid in ids}
+    if scope.channel in DEVICE_KINDS:
+        addresses = _device_addresses(conn, scope.channel, ids)
+    suppressed = _suppressions(conn, scope.channel, addresses)
+    consenting = _consenting(conn, scope, ids)
+    eligible = _eligible(conn, scope.eligibility, ids, compile_context)
+    recent = _recent_sends(conn, ids, now - scope.cap_lookback) if scope.cap_lookback else {}
+    taken = _addresses_taken(conn, scope, [row.id for row in rows], set(addresses.values()) - {None})
+    result = {}
+    for row in rows:
+        profile = profiles.get(row.contact_id) if row.contact_id is not None else None
+        if profile is None:
+            result[row.id] = Recipient(row.contact_id, exists=False)
+            continue
+        address = addresses.get(row.contact_id)
+        result[row.id] = Recipient(
+            contact_id=row.contact_id, merged=profile["merged_into"] is not None,
+            zone=zoneinfo(profile.get("timezone"), scope.default_timezone), address=address,
+            suppression=suppressed.get(address), consented=row.contact_id in consenting,
+            eligible=row.contact_id in eligible, duplicate=address in taken,
+            recent=tuple(recent.get(row.contact_id, ())))
+    return result
+
+
+def _address(conn: Connection, channel: str, profile: Mapping[str, Any]) -> str | None:
+    if channel == "email":
+        return profile.get("email")
+    if channel in PHONE_CHANNELS:
+        return profile.get("phone")
+    return f"contact:{profile['id']}" if channel == "inapp" else None
+
+
+def _device_addresses(conn: Connection, channel: str, ids: Sequence[int]) -> dict[int, str | None]:
+    """For push channels, the "address" is the set of live devices; it names the newest one."""
+    found: dict[int, str | None] = {}
+    rows = conn.execute(select(devices.c.contact_id, devices.c.token).where(
+        devices.c.contact_id.in_(ids), devices.c.kind.in_(DEVICE_KINDS[channel]),
+        devices.c.invalidated_at.is_(None)).order_by(devices.c.last_seen_at))
+    for row in rows:
+        found[row.contact_id] = row.token
+    return found
+
+
+def _suppressions(conn: Connection, channel: str, addresses: Mapping[int, str | None]) -> dict[str, str]:
+    kind = "email" if channel == "email" else "phone" if channel in PHONE_CHANNELS else None
+    wanted = sorted({a for a in addresses.values() if a})
+    if kind is None or not wanted:
+        return {}
+    rows = conn.execute(select(suppressions.c.address, suppressions.c.reason).where(
+        suppressions.c.kind == kind, suppressions.c.address.in_(wanted)))
+    return {row.address: row.reason for row in rows}
+
+
+def _consenting(conn: Connection, scope: BatchScope, ids: Sequence[int]) -> set[int]:
+    if not scope.marketing or not ids:
+        return set()
+    return set(conn.execute(select(contacts.c.id).where(
+        contacts.c.id.in_(ids), consented(scope.channel, scope.topic))).scalars())
+
+
+def _eligible(conn: Connection, rule: Rule | None, ids: Sequence[int],
+              context: CompileContext | None) -> set[int] | _Everyone:
+    if rule is None or not ids:
+        return _EVERYONE
+    assert context is not None, "an eligibility rule needs a compile context"
+    scoped = CompileContext(now=context.now, default_timezone=context.default_timezone,
+                            resolve_segment=context.resolve_segment, bucket_salt_prefix=context.bucket_salt_prefix,
+                            scope=select(contacts.c.id).where(contacts.c.id.in_(ids)))
+    return set(conn.execute(compile_rule(rule, scoped).where(contacts.c.id.in_(ids))).scalars())
+
+
+class _Everyone:
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_EVERYONE = _Everyone()
+
+
+def _recent_sends(conn: Connection, ids: Sequence[int], since: datetime) -> dict[int, list[tuple[datetime, str]]]:
+    """Marketing messages sent since ``since``, and those in flight (leased) counted as sent now."""
+    d = deliveries.c
+    found: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+    rows = conn.execute(select(d.contact_id, d.channel, d.status, d.sent_at, d.due_at).where(
+        d.contact_id.in_(ids), d.marketing.is_(True),
+        or_(and_(d.status == "sent", d.sent_at >= since), d.status == "leased")))
+    for row in rows:
+        # A leased row's due_at is its lease expiry: it counts as sent at the latest then.
+        found[row.contact_id].append((row.sent_at or row.due_at, row.channel))
+    return found
+
+
+def _addresses_taken(conn: Connection, scope: BatchScope, batch_ids: Sequence[int], wanted: set[str]) -> set[str]:
+    """Addresses of this batch that another delivery of the campaign already sent to, or is sending to."""
+    if scope.channel != "email" and scope.channel not in PHONE_CHANNELS or not wanted:
+        return set()
+    column = contacts.c.email if scope.channel == "email" else contacts.c.phone
+    d = deliveries.c
+    return set(conn.execute(select(column).select_from(deliveries.join(contacts, contacts.c.id == d.contact_id))
+                            .where(d.campaign_id == scope.campaign_id, d.channel == scope.channel,
+                                   d.status.in_(("sent", "leased")), d.id.not_in(batch_ids),
+                                   column.in_(sorted(wanted)))).scalars())

@@ -1,0 +1,129 @@
+"""Campaign settings and the workspace's delivery defaults: what the policy chain enforces.
+
+Both are JSON documents (``campaigns.settings`` and ``workspace_settings`` key ``delivery``), checked
+here so a bad value is refused when it is saved, with the field named, never discovered at send time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .sending_time import QuietHours
+
+# Channels the ledger knows; "*" in caps and quiet hours means "every channel".
+CHANNELS = ("email", "sms", "whatsapp", "voice", "push", "webpush", "webhook", "inapp")
+ANY_CHANNEL = "*"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FrequencyCap(_Strict):
+    """At most ``max`` marketing messages per contact on ``channel`` ("*": all channels together),
+    within the last ``window_hours`` (rolling) or within the recipient's local calendar day."""
+
+    channel: str = ANY_CHANNEL
+    max: int = Field(ge=1, le=1_000)
+    window_hours: float | None = Field(default=None, gt=0, le=24 * 366)
+    per_local_day: bool = False
+
+    @model_validator(mode="after")
+    def _one_window(self) -> FrequencyCap:
+        if (self.window_hours is None) == (not self.per_local_day):
+            raise ValueError("a cap has either window_hours or per_local_day: true, not both or neither")
+        if self.channel != ANY_CHANNEL and self.channel not in CHANNELS:
+            raise ValueError(f"unknown channel {self.channel!r}; one of {', '.join(CHANNELS)} or '*'")
+        return self
+
+    def applies_to(self, channel: str) -> bool:
+        return self.channel in (ANY_CHANNEL, channel)
+
+    def describe(self) -> str:
+        window = "local day" if self.per_local_day else f"{self.window_hours:g} h"
+        return f"{self.max} per {window} on {'all channels' if self.channel == ANY_CHANNEL else self.channel}"
+
+
+def _quiet_hours_map(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    for channel, window in value.items():
+        if channel != ANY_CHANNEL and channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r} in quiet_hours")
+        QuietHours.parse(window)  # raises ValueError naming what is wrong
+    return value
+
+
+class DeliveryDefaults(_Strict):
+    """The workspace's defaults: quiet hours per channel, frequency caps, the global holdout."""
+
+    # {"*": "21:00-08:00", "sms": "21:00-08:00"}: local wall-clock windows; "*" for channels not listed.
+    quiet_hours: dict[str, str] = Field(default_factory=lambda: {ANY_CHANNEL: "21:00-08:00"})
+    caps: tuple[FrequencyCap, ...] = ()
+    # Percent of contacts (0-50) who never get marketing messages, so lift can be measured against them.
+    holdout_percent: int = Field(default=0, ge=0, le=50)
+    holdout_salt: str = Field(default="global-holdout", min_length=1, max_length=100)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: dict[str, str]) -> dict[str, str]:
+        return _quiet_hours_map(value)
+
+    def quiet_hours_for(self, channel: str) -> QuietHours | None:
+        window = self.quiet_hours.get(channel, self.quiet_hours.get(ANY_CHANNEL))
+        return QuietHours.parse(window) if window else None
+
+
+class Sender(_Strict):
+    from_address: str | None = None  # None: the installation's CLARION_EMAIL_FROM
+    from_name: str | None = None
+    reply_to: str | None = None
+
+
+class CampaignSettings(_Strict):
+    """Per campaign; ``None`` means "the workspace default"."""
+
+    quiet_hours: dict[str, str] | None = None  # replaces the workspace's map when given
+    caps: tuple[FrequencyCap, ...] | None = None
+    over_cap: Literal["skip", "defer"] = "skip"
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    lifetime_hours: float = Field(default=72.0, gt=0, le=24 * 30)  # a delivery not sent by then expires
+    # Auto-pause: over this share of failed attempts among the latest ``error_window`` attempts.
+    error_rate_pause: float = Field(default=0.25, gt=0, le=1)
+    error_window: int = Field(default=200, ge=20, le=10_000)
+    sender: Sender = Field(default_factory=Sender)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return _quiet_hours_map(value)
+
+    def quiet_hours_for(self, channel: str, defaults: DeliveryDefaults) -> QuietHours | None:
+        if self.quiet_hours is None:
+            return defaults.quiet_hours_for(channel)
+        window = self.quiet_hours.get(channel, self.quiet_hours.get(ANY_CHANNEL))
+        return QuietHours.parse(window) if window else None
+
+    def caps_for(self, channel: str, defaults: DeliveryDefaults) -> tuple[FrequencyCap, ...]:
+        caps = defaults.caps if self.caps is None else self.caps
+        return tuple(cap for cap in caps if cap.applies_to(channel))
+
+
+class Schedule(_Strict):
+    """``now``; ``at`` an instant; ``local``: ``time`` on ``date`` in each recipient's zone."""
+
+    mode: Literal["now", "at", "local"] = "now"
+    at: dt.datetime | None = None
+    date: dt.date | None = None
+    time: dt.time | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Schedule:
+        if self.mode == "at" and (self.at is None or self.at.tzinfo is None):
+            raise ValueError("a schedule 'at' needs an instant with its UTC offset (2026-12-01T09:00:00Z)")
+        if self.mode == "local" and (self.date is None or self.time is None):
+            raise ValueError("a 'local' schedule needs a date and a local time (10:00)")
+        return self

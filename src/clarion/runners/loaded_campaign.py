@@ -1,0 +1,69 @@
+"""A campaign as a worker uses it: its row, parsed template, settings and resolved policies.
+
+Loading parses the stored JSON once per campaign version (``updated_at``), not once per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ..config import Settings
+from ..delivery.content import Template
+from ..delivery.facts import LONGEST_CAP_WINDOW, BatchScope
+from ..delivery.policies import CampaignRules
+from ..delivery.template_store import template_from_document
+from ..domain.campaigns import CampaignSettings, DeliveryDefaults
+from ..domain.rules import Rule
+from ..segments.rule_json import rule_from_json
+from ..store.schema_delivery import campaigns, templates
+
+
+@dataclass(frozen=True)
+class LoadedCampaign:
+    id: int
+    name: str
+    kind: str
+    channel: str
+    topic: str | None
+    marketing: bool
+    version: Any  # updated_at: a change of the campaign reloads it
+    template: Template
+    settings: CampaignSettings
+    rules: CampaignRules
+    eligibility: Rule | None
+    scope: BatchScope
+
+    @property
+    def render_view(self) -> dict[str, Any]:
+        """What templates see as ``campaign``."""
+        return {"id": self.id, "name": self.name}
+
+
+def load_campaign(conn: Connection, campaign_id: int, defaults: DeliveryDefaults, settings: Settings) -> LoadedCampaign:
+    row = conn.execute(select(campaigns).where(campaigns.c.id == campaign_id)).one()
+    document = conn.execute(select(templates.c.document).where(templates.c.id == row.template_id)).scalar_one()
+    options = CampaignSettings.model_validate(row.settings or {})
+    caps = options.caps_for(row.channel, defaults)
+    rules = CampaignRules(
+        campaign_id=row.id, channel=row.channel, marketing=row.marketing,
+        quiet_hours=options.quiet_hours_for(row.channel, defaults), caps=caps, over_cap=options.over_cap,
+        lifetime=timedelta(hours=options.lifetime_hours), holdout_percent=defaults.holdout_percent,
+        holdout_salt=defaults.holdout_salt)
+    eligibility = rule_from_json(row.eligibility) if row.eligibility else None
+    lookback = _cap_lookback(caps) if row.marketing else None
+    scope = BatchScope(campaign_id=row.id, channel=row.channel, topic=row.topic, marketing=row.marketing,
+                       eligibility=eligibility, default_timezone=settings.default_timezone, cap_lookback=lookback)
+    return LoadedCampaign(id=row.id, name=row.name, kind=row.kind, channel=row.channel, topic=row.topic,
+                          marketing=row.marketing, version=row.updated_at, template=template_from_document(document),
+                          settings=options, rules=rules, eligibility=eligibility, scope=scope)
+
+
+def _cap_lookback(caps) -> timedelta | None:
+    if not caps:
+        return None
+    longest = max(timedelta(hours=cap.window_hours) if cap.window_hours else timedelta(hours=50) for cap in caps)
+    return min(longest, LONGEST_CAP_WINDOW)  # a local day spans at most 26 hours; 50 leaves room for any zone

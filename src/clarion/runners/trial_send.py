@@ -1,0 +1,78 @@
+"""A test send (``clarion campaigns test-send``): one campaign message, rendered for a chosen contact,
+sent to an address of your choice.
+
+It goes straight through the campaign's channel (the same composer and adapter a worker uses) and is
+not written to the ledger: it is not a delivery to the contact, and it never counts against caps.
+Policies are not applied either; the subject is marked ``[Test]``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import select
+
+from ..bootstrap import Clarion
+from ..delivery.content import Template
+from ..delivery.facts import load_contacts
+from ..domain.errors import FieldError, NotFound
+from ..domain.profiles import normalize_email
+from ..services.campaigns import CampaignService
+from ..services.clock import utcnow
+from ..services.delivery_defaults import get_defaults
+from ..store.schema import contacts
+from .channels import build_channels, close_channels
+from .dispatch import ChannelBinding, Leased
+from .loaded_campaign import load_campaign
+
+
+async def send_test(app: Clarion, campaign_name: str, to: str, contact_id: int | None = None,
+                    channels: dict[str, ChannelBinding] | None = None) -> dict[str, Any]:
+    try:
+        address = normalize_email(to)
+    except FieldError as exc:
+        raise FieldError("to", exc.reason) from None
+    bindings = channels or build_channels(app.settings)
+    now = utcnow()
+    try:
+        with app.store.read() as conn:
+            row = CampaignService(app.settings)._row(conn, campaign_name)
+            campaign = load_campaign(conn, row.id, get_defaults(conn), app.settings)
+            profile = _profile(conn, contact_id)
+        binding = bindings.get(campaign.channel)
+        if binding is None:
+            raise FieldError("channel", f"no {campaign.channel} channel is configured")
+        marked = replace(campaign, template=_marked(campaign.template))
+        fake = SimpleNamespace(id=0, step=f"test:{uuid.uuid4().hex}", contact_id=profile["id"], data=None,
+                               message_id=None)
+        message = binding.composer.compose(marked, Leased(fake, profile, address), now)
+        result = await binding.channel.send(message)
+    finally:
+        if channels is None:
+            await close_channels(bindings)
+    return {"campaign": campaign.name, "to": address, "contact_id": profile["id"], "outcome": result.outcome.value,
+            "code": result.code, "detail": result.detail, "message_id": message.message_id}
+
+
+def _profile(conn, contact_id: int | None) -> dict[str, Any]:
+    if contact_id is None:
+        contact_id = conn.execute(select(contacts.c.id).order_by(contacts.c.id).limit(1)).scalar()
+    found = load_contacts(conn, [contact_id]) if contact_id is not None else {}
+    if contact_id not in found:
+        raise NotFound("contact", contact_id)
+    return found[contact_id]
+
+
+def _marked(template: Template) -> Template:
+    """The template with "[Test] " before every email subject (default and variants)."""
+    def mark(content):
+        if content.email is None:
+            return content
+        return replace(content, email=replace(content.email, subject="[Test] " + content.email.subject))
+
+    return Template(default=mark(template.default), variants={k: mark(v) for k, v in template.variants.items()},
+                    default_locale=template.default_locale)
+

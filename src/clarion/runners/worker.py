@@ -1,0 +1,113 @@
+"""``clarion worker``: starts due campaigns, sends what is due, completes what is done, forever.
+
+Any number of workers may run against one PostgreSQL database, on any number of machines: the ledger's
+leases keep them from sending one delivery twice. On SQLite, run one (``clarion serve`` embeds it).
+Each cycle visits every running campaign in turn and sends at most one batch of each, so a big
+broadcast does not hold back a transactional campaign's receipts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from ..bootstrap import Clarion
+from ..delivery.throttle import claim_slots, release_slots
+from ..services.campaigns import CampaignService
+from ..services.clock import utcnow
+from ..store.schema_delivery import campaigns
+from .channels import build_channels, close_channels
+from .dispatch import ChannelBinding, Dispatcher
+
+log = logging.getLogger(__name__)
+SLOT_HOLD = timedelta(seconds=60)  # a dead worker's connection slots free up after this long
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"[:80]
+
+
+class Worker:
+    def __init__(self, app: Clarion, *, channels: Mapping[str, ChannelBinding] | None = None,
+                 worker_id: str | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+        self.app = app
+        self.worker_id = worker_id or default_worker_id()
+        self.clock = clock
+        self._own_channels = channels is None
+        self.channels = dict(channels) if channels is not None else build_channels(app.settings)
+        self.dispatcher = Dispatcher(app.store, app.settings, self.channels, self.worker_id, clock=clock)
+        self.campaigns = CampaignService(app.settings, clock=clock)
+        self.sent = 0
+
+    async def run_once(self) -> int:
+        """One cycle; returns how many deliveries it decided (sent, skipped, deferred or failed)."""
+        with self.app.store.write() as conn:
+            self.campaigns.start_due(conn)
+            self._claim_connections(conn)
+        with self.app.store.read() as conn:
+            running = conn.execute(select(campaigns.c.id).where(campaigns.c.status == "running")
+                                   .order_by(campaigns.c.id)).scalars().all()
+        handled = 0
+        for campaign_id in running:
+            batch = self.dispatcher.lease(campaign_id)
+            if batch is None:
+                continue
+            handled += len(batch.items) + sum(batch.decided.values())
+            if batch.items:
+                outcomes = await self.dispatcher.send(batch)
+                summary = self.dispatcher.checkpoint(batch, outcomes)
+                self.sent += summary.get("sent", 0)
+        if handled == 0:
+            with self.app.store.write() as conn:
+                self.campaigns.complete_finished(conn)
+        return handled
+
+    async def run(self, stop: threading.Event | None = None, *, until_idle: bool = False) -> None:
+        stop = stop or threading.Event()
+        try:
+            while not stop.is_set():
+                try:
+                    handled = await self.run_once()
+                except Exception:  # a worker outlives a failed cycle: the ledger is consistent, retry later
+                    log.exception("delivery cycle failed")
+                    handled = 0
+                if handled == 0:
+                    if until_idle:
+                        return
+                    await asyncio.sleep(self.app.settings.worker_poll_seconds)
+        finally:
+            await self.aclose()
+
+    def _claim_connections(self, conn) -> None:
+        limit = self.app.settings.smtp_max_connections
+        binding = self.channels.get("email")
+        if limit <= 0 or binding is None:
+            return
+        want = self.app.settings.smtp_pool_size
+        held = claim_slots(conn, "smtp", self.worker_id, want, limit, self.clock(), SLOT_HOLD)
+        binding.concurrency = held  # 0: this worker sends no email until a slot frees up
+
+    async def aclose(self) -> None:
+        if self.app.settings.smtp_max_connections > 0:
+            with self.app.store.write() as conn:
+                release_slots(conn, "smtp", self.worker_id)
+        if self._own_channels:
+            await close_channels(self.channels)
+
+
+def run_in_thread(app: Clarion, stop: threading.Event) -> threading.Thread:
+    """The embedded worker of ``clarion serve``: its own thread and event loop."""
+    def target() -> None:
+        asyncio.run(Worker(app).run(stop))
+
+    thread = threading.Thread(target=target, name="clarion-worker", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,98 @@
+"""Putting a campaign's audience in the ledger: one queued delivery per contact, with its due time.
+
+The audience is the segment's rule evaluated when the campaign starts (not the last materialised
+membership, which may be hours old); each contact is checked again by the policy chain when its
+message is about to go. For a local-time send ("10:00 in each recipient's zone") the due time is
+computed once per distinct zone, in SQL, so a million recipients cost a few hundred statements at most;
+a contact without a valid zone uses the workspace default zone. A zone whose local time has already
+passed when the campaign starts gets its messages at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, literal, select
+
+from ..domain.campaigns import Schedule
+from ..domain.errors import FieldError, NotFound
+from ..domain.profiles import zoneinfo
+from ..domain.sending_time import local_instant
+from ..segments.compiler import compile_rule
+from ..segments.rule_json import rule_from_json
+from ..store.schema import contacts
+from ..store.schema_delivery import deliveries
+from ..store.schema_scores import segments
+from ..store.sql import insert_for
+from ..store.types import UtcDateTime
+
+MAIN_STEP = "main"
+# The first local midnight on Earth: Pacific/Kiritimati is UTC+14, so a local-time send starts there.
+EARLIEST_ZONE = ZoneInfo("Pacific/Kiritimati")
+MAX_KEY = 100  # characters of a caller's idempotency key
+
+
+def start_time(plan: Schedule, now: datetime) -> datetime:
+    if plan.mode == "at" and plan.at is not None:
+        return plan.at
+    if plan.mode == "local" and plan.date is not None and plan.time is not None:
+        return local_instant(plan.date, plan.time, EARLIEST_ZONE)
+    return now
+
+
+def enqueue_audience(conn: Connection, campaign: Any, segment_service: Any, default_timezone: str,
+                     now: datetime) -> int:
+    """Inserts one queued delivery per member of the campaign's segment; returns how many."""
+    rule_json = conn.execute(select(segments.c.rule).where(segments.c.id == campaign.segment_id)).scalar()
+    if rule_json is None:
+        raise NotFound("segment of campaign", campaign.name)
+    audience = compile_rule(rule_from_json(rule_json), segment_service.context(conn)).subquery()
+    plan = Schedule.model_validate(campaign.schedule or {})
+    if plan.mode != "local":
+        due = max(plan.at, now) if plan.mode == "at" and plan.at else now
+        return _insert(conn, campaign, select(audience.c[0]), due)
+    zones = conn.execute(select(contacts.c.timezone).where(contacts.c.id.in_(select(audience.c[0])))
+                         .group_by(contacts.c.timezone)).scalars().all()
+    total = 0
+    for name in zones:
+        zone = zoneinfo(name, default_timezone)
+        due = max(local_instant(plan.date, plan.time, zone), now)
+        same_zone = contacts.c.timezone.is_(None) if name is None else contacts.c.timezone == name
+        members = select(contacts.c.id).where(contacts.c.id.in_(select(audience.c[0])), same_zone)
+        total += _insert(conn, campaign, members, due)
+    return total
+
+
+def _insert(conn: Connection, campaign: Any, members, due: datetime) -> int:
+    source = members.subquery()
+    query = select(literal(campaign.id), literal(MAIN_STEP), source.c[0], literal(campaign.channel),
+                   literal("queued"), literal(due, UtcDateTime()), literal(0), literal(bool(campaign.marketing)),
+                   literal(due, UtcDateTime()))
+    insert = deliveries.insert().from_select(
+        ["campaign_id", "step", "contact_id", "channel", "status", "due_at", "attempts", "marketing", "created_at"],
+        query)
+    return conn.execute(insert).rowcount
+
+
+def enqueue_one(conn: Connection, campaign: Any, contact_id: int, *, key: str | None, data: dict | None,
+                now: datetime) -> dict[str, Any]:
+    """A transactional delivery; a repeated ``key`` returns the first delivery instead of a second one."""
+    if key is not None and (not key.strip() or len(key) > MAX_KEY):
+        raise FieldError("key", f"1 to {MAX_KEY} characters")
+    exists = conn.execute(select(contacts.c.id).where(contacts.c.id == contact_id)).first()
+    if exists is None:
+        raise NotFound("contact", contact_id)
+    step = f"tx:{key or uuid.uuid4().hex}"
+    statement = insert_for(conn, deliveries).values(
+        campaign_id=campaign.id, step=step, contact_id=contact_id, channel=campaign.channel, status="queued",
+        due_at=now, attempts=0, marketing=bool(campaign.marketing), data=data or None, created_at=now)
+    inserted = conn.execute(statement.on_conflict_do_nothing(
+        index_elements=["campaign_id", "step", "contact_id", "channel"])).rowcount
+    row = conn.execute(select(deliveries).where(
+        deliveries.c.campaign_id == campaign.id, deliveries.c.step == step, deliveries.c.contact_id == contact_id,
+        deliveries.c.channel == campaign.channel)).one()
+    return {"delivery_id": row.id, "status": row.status, "step": row.step, "created": inserted == 1}
+

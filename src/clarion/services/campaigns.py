@@ -1,0 +1,219 @@
+"""Campaigns: create, schedule, start, pause, resume, cancel, and transactional sends.
+
+A campaign's life: ``draft`` → (``scheduled``) → ``running`` → ``completed``, with ``paused`` and
+``cancelled`` reachable from any live state. Starting a broadcast puts its audience in the ledger (one
+queued delivery per contact, see :mod:`.campaign_audience`); workers do the rest. A transactional
+campaign stays ``running`` and gets one delivery per API call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from ..config import Settings
+from ..delivery import ledger
+from ..delivery.errors import InvalidTemplate, Problem
+from ..delivery.template_store import template_from_document
+from ..domain.campaigns import CHANNELS, CampaignSettings, Schedule
+from ..domain.errors import Conflict, FieldError, NotFound
+from ..domain.rules import RuleError
+from ..segments.compiler import compile_rule
+from ..segments.rule_json import rule_to_json
+from ..store.schema_delivery import campaigns, deliveries, templates
+from ..store.schema_scores import segments
+from .campaign_audience import enqueue_audience, enqueue_one, start_time
+from .clock import utcnow
+from .delivery_defaults import parse_model
+from .segments import SegmentService, parse_any
+
+LIVE = ("draft", "scheduled", "running", "paused")
+
+
+class CampaignService:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.segments = SegmentService(settings, clock=clock)
+
+    # -- definition --------------------------------------------------------------------------
+    def create(self, conn: Connection, spec: dict[str, Any]) -> dict[str, Any]:
+        """``spec``: name, template, channel, kind (broadcast), segment, topic, eligibility, settings, schedule."""
+        name = _text(spec.get("name"), "name", 200)
+        if conn.execute(select(campaigns.c.id).where(campaigns.c.name == name)).first():
+            raise Conflict(f"campaign {name!r} already exists")
+        kind = spec.get("kind", "broadcast")
+        if kind not in ("broadcast", "transactional"):
+            raise FieldError("kind", "broadcast or transactional")
+        values = self._definition(conn, spec, kind)
+        now = self.clock()
+        conn.execute(campaigns.insert().values(name=name, kind=kind, status="draft", created_at=now,
+                                               updated_at=now, **values))
+        return self.get(conn, name)
+
+    def _definition(self, conn: Connection, spec: dict[str, Any], kind: str) -> dict[str, Any]:
+        channel = spec.get("channel", "email")
+        if channel not in CHANNELS:
+            raise FieldError("channel", f"one of {', '.join(CHANNELS)}")
+        template_id = self._template(conn, spec.get("template"), channel)
+        segment_id = self._segment(conn, spec.get("segment")) if kind == "broadcast" else None
+        if kind == "broadcast" and segment_id is None:
+            raise FieldError("segment", "a broadcast needs the segment it is sent to")
+        settings = parse_model(CampaignSettings, spec.get("settings"), "settings.")
+        schedule = parse_model(Schedule, spec.get("schedule"), "schedule.")
+        return {"channel": channel, "template_id": template_id, "segment_id": segment_id,
+                "topic": spec.get("topic") or None, "marketing": bool(spec.get("marketing", kind == "broadcast")),
+                "eligibility": self._eligibility(conn, spec.get("eligibility")),
+                "settings": settings.model_dump(mode="json", exclude_defaults=True),
+                "schedule": schedule.model_dump(mode="json", exclude_none=True)}
+
+    def _template(self, conn: Connection, name: Any, channel: str) -> int:
+        row = conn.execute(select(templates.c.id, templates.c.document).where(templates.c.name == name)).first()
+        if row is None:
+            raise FieldError("template", f"no template named {name!r}; save it first")
+        if getattr(template_from_document(row.document).default, channel, None) is None:
+            raise InvalidTemplate([Problem(channel, f"template {name!r} has no {channel} content", kind="unsupported")])
+        return row.id
+
+    def _segment(self, conn: Connection, name: Any) -> int | None:
+        if name is None:
+            return None
+        row = conn.execute(select(segments.c.id).where(segments.c.name == name)).first()
+        if row is None:
+            raise FieldError("segment", f"no segment named {name!r}")
+        return row.id
+
+    def _eligibility(self, conn: Connection, rule: Any) -> dict[str, Any] | None:
+        if not rule:
+            return None
+        try:
+            model = parse_any(rule)
+            compile_rule(model, self.segments.context(conn))
+        except RuleError as exc:
+            raise FieldError("eligibility", str(exc)) from None
+        return rule_to_json(model)
+
+    def get(self, conn: Connection, name_or_id: str | int) -> dict[str, Any]:
+        return dict(self._row(conn, name_or_id)._mapping)
+
+    def list(self, conn: Connection) -> list[dict[str, Any]]:
+        return [dict(r._mapping) for r in conn.execute(select(campaigns).order_by(campaigns.c.id))]
+
+    def _row(self, conn: Connection, name_or_id: str | int, *, lock: bool = False):
+        column = campaigns.c.id if isinstance(name_or_id, int) or str(name_or_id).isdigit() else campaigns.c.name
+        key = int(name_or_id) if column is campaigns.c.id else name_or_id
+        query = select(campaigns).where(column == key)
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFound("campaign", name_or_id)
+        return row
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def schedule(self, conn: Connection, name: str, schedule: dict[str, Any]) -> dict[str, Any]:
+        row = self._row(conn, name, lock=True)
+        _require(row, ("draft", "scheduled"), "schedule")
+        plan = parse_model(Schedule, schedule, "schedule.")
+        if plan.mode == "now":
+            raise FieldError("schedule.mode", "use send to start now; schedule takes 'at' or 'local'")
+        self._set(conn, row.id, status="scheduled", schedule=plan.model_dump(mode="json", exclude_none=True),
+                  start_at=start_time(plan, self.clock()))
+        return self.get(conn, row.id)
+
+    def send(self, conn: Connection, name: str) -> dict[str, Any]:
+        """Starts now: a broadcast's audience goes into the ledger (a local-time schedule keeps each due time)."""
+        row = self._row(conn, name, lock=True)
+        _require(row, ("draft", "scheduled"), "send")
+        return self._start(conn, row)
+
+    def start_due(self, conn: Connection) -> list[str]:
+        """Starts the scheduled campaigns whose time came (the worker calls this on every cycle)."""
+        now = self.clock()
+        due = conn.execute(select(campaigns.c.id).where(campaigns.c.status == "scheduled",
+                                                        campaigns.c.start_at <= now)).scalars().all()
+        started = []
+        for campaign_id in due:
+            row = self._row(conn, campaign_id, lock=True)
+            if row.status == "scheduled":
+                started.append(self._start(conn, row)["name"])
+        return started
+
+    def _start(self, conn: Connection, row) -> dict[str, Any]:
+        now = self.clock()
+        count = 0
+        if row.kind == "broadcast":
+            count = enqueue_audience(conn, row, self.segments, self.settings.default_timezone, now)
+        self._set(conn, row.id, status="running", started_at=now, audience_count=count, status_reason=None)
+        return self.get(conn, row.id)
+
+    def pause(self, conn: Connection, name: str, reason: str = "paused by an operator") -> dict[str, Any]:
+        row = self._row(conn, name, lock=True)
+        _require(row, ("running", "scheduled"), "pause")
+        self._set(conn, row.id, status="paused", status_reason=reason)
+        return self.get(conn, row.id)
+
+    def resume(self, conn: Connection, name: str) -> dict[str, Any]:
+        row = self._row(conn, name, lock=True)
+        _require(row, ("paused",), "resume")
+        status = "running" if row.started_at is not None else "scheduled"
+        self._set(conn, row.id, status=status, status_reason=None)
+        return self.get(conn, row.id)
+
+    def cancel(self, conn: Connection, name: str, reason: str = "cancelled by an operator") -> dict[str, Any]:
+        """Stops for good: every delivery not yet sent is cancelled (one being sent right now may still go)."""
+        row = self._row(conn, name, lock=True)
+        _require(row, LIVE, "cancel")
+        now = self.clock()
+        conn.execute(update(deliveries).where(deliveries.c.campaign_id == row.id,
+                                              deliveries.c.status.in_(("queued", "deferred"))).values(
+            status="cancelled", reason="cancelled", finished_at=now))
+        self._set(conn, row.id, status="cancelled", status_reason=reason, finished_at=now)
+        return self.get(conn, row.id)
+
+    def complete_finished(self, conn: Connection) -> list[int]:
+        """Running broadcasts with nothing left to send become ``completed``."""
+        done = []
+        for campaign_id in conn.execute(select(campaigns.c.id).where(campaigns.c.status == "running",
+                                                                     campaigns.c.kind == "broadcast")).scalars():
+            if not ledger.has_open(conn, campaign_id):
+                self._set(conn, campaign_id, status="completed", finished_at=self.clock())
+                done.append(campaign_id)
+        return done
+
+    def _set(self, conn: Connection, campaign_id: int, **values: Any) -> None:
+        conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(updated_at=self.clock(), **values))
+
+    # -- transactional -----------------------------------------------------------------------
+    def trigger(self, conn: Connection, name: str, contact_id: int, *, key: str | None = None,
+                data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One transactional message; the same ``key`` twice is one delivery (a safe retry for the caller)."""
+        row = self._row(conn, name)
+        if row.kind != "transactional":
+            raise Conflict(f"campaign {row.name!r} is a broadcast; trigger sends transactional campaigns only")
+        _require(row, ("running",), "trigger")
+        return enqueue_one(conn, row, contact_id, key=key, data=data, now=self.clock())
+
+    def progress(self, conn: Connection, name: str) -> dict[str, Any]:
+        row = self._row(conn, name)
+        counts = ledger.counts(conn, row.id)
+        total = sum(counts.values())
+        done = total - counts["queued"] - counts["leased"] - counts["deferred"]
+        return {"campaign": row.name, "id": row.id, "status": row.status, "status_reason": row.status_reason,
+                "audience": row.audience_count, "total": total, "done": done, "counts": counts,
+                "reasons": ledger.reasons(conn, row.id), "started_at": row.started_at, "finished_at": row.finished_at}
+
+
+def _require(row, states: tuple[str, ...], action: str) -> None:
+    if row.status not in states:
+        raise Conflict(f"cannot {action} campaign {row.name!r}: it is {row.status}")
+
+
+def _text(value: Any, field: str, limit: int) -> str:
+    text = str(value or "").strip()
+    if not text or len(text) > limit:
+        raise FieldError(field, f"1 to {limit} characters")
+    return text

@@ -1,0 +1,40 @@
+"""The workspace's delivery defaults (quiet hours, caps, holdout): ``workspace_settings`` key ``delivery``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Connection, select
+
+from ..domain.campaigns import DeliveryDefaults
+from ..domain.errors import FieldError
+from ..store.schema_scores import workspace_settings
+from ..store.sql import insert_for
+from .clock import utcnow
+
+SETTINGS_KEY = "delivery"
+
+
+def get_defaults(conn: Connection) -> DeliveryDefaults:
+    row = conn.execute(select(workspace_settings.c.document).where(workspace_settings.c.key == SETTINGS_KEY)).first()
+    return DeliveryDefaults() if row is None else DeliveryDefaults.model_validate(row.document)
+
+
+def set_defaults(conn: Connection, document: Any) -> DeliveryDefaults:
+    defaults = parse_model(DeliveryDefaults, document)
+    statement = insert_for(conn, workspace_settings).values(
+        key=SETTINGS_KEY, document=defaults.model_dump(mode="json"), updated_at=utcnow())
+    conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_={
+        "document": statement.excluded.document, "updated_at": statement.excluded.updated_at}))
+    return defaults
+
+
+def parse_model(model: type, document: Any, prefix: str = ""):
+    """A pydantic model from a document, or a FieldError naming the first wrong field."""
+    try:
+        return model.model_validate(document if document is not None else {})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        path = ".".join(str(part) for part in error["loc"]) or "document"
+        raise FieldError(prefix + path, error["msg"].removeprefix("Value error, ")) from None

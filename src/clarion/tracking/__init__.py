@@ -1,0 +1,1 @@
+"""Signed links (unsubscribe, preferences) and what recipients do with them."""
