@@ -220,3 +220,13 @@ def test_a_rate_limited_worker_leases_no_more_than_its_tokens(app):
     with app.store.read() as conn:
         assert conn.execute(select(func.count()).select_from(deliveries).where(
             deliveries.c.status == "queued")).scalar_one() == 3
+
+
+def test_a_weekday_schedule_becomes_the_next_such_date(app):
+    add_contact(app, "ana@example.com", timezone="Europe/Paris")
+    clock = Clock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))  # a Wednesday
+    make_campaign(app, start=False, clock=clock)
+    with app.store.write() as conn:
+        planned = CampaignService(app.settings, clock=clock).schedule(
+            conn, "spring", {"mode": "local", "weekday": "tuesday", "time": "10:00"})
+    assert planned["schedule"] == {"mode": "local", "date": "2026-12-01", "time": "10:00:00"}

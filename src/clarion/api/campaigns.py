@@ -53,6 +53,7 @@ class ScheduleBody(BaseModel):
     mode: str = Field(pattern="^(at|local)$")
     at: datetime | None = None
     date: str | None = None
+    weekday: str | None = None
     time: str | None = None
 
 

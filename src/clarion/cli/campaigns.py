@@ -99,17 +99,19 @@ def campaigns_schedule(
     ctx: typer.Context, name: str = NAME,
     at: datetime | None = typer.Option(None, "--at", help="An instant with its offset: 2026-12-01T09:00:00+00:00."),
     local_date: str | None = typer.Option(None, "--local-date", help="With --local-time: the date in each zone."),
+    weekday: str | None = typer.Option(None, "--weekday", help="With --local-time, instead of a date: the next "
+                                       "such day (tuesday)."),
     local_time: str | None = typer.Option(None, "--local-time", help="10:00 in each recipient's time zone."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Schedule a draft: at an instant, or at a local time in each recipient's zone."""
     if at is not None:
         plan: dict[str, Any] = {"mode": "at", "at": at.isoformat()}
-    elif local_date and local_time:
-        plan = {"mode": "local", "date": date.fromisoformat(local_date).isoformat(),
-                "time": time.fromisoformat(local_time).isoformat()}
+    elif (local_date or weekday) and local_time:
+        plan = {"mode": "local", "time": time.fromisoformat(local_time).isoformat(), "weekday": weekday,
+                "date": date.fromisoformat(local_date).isoformat() if local_date else None}
     else:
-        raise FieldError("--at", "give --at, or --local-date with --local-time")
+        raise FieldError("--at", "give --at, or --local-time with --local-date or --weekday")
     with app_of(ctx).store.write() as conn:
         data = _campaigns(ctx).schedule(conn, name, plan)
     emit(data, as_json, lambda: _show(data))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .sending_time import QuietHours
+from .sending_time import QuietHours, next_local_time
 
 # Channels the ledger knows; "*" in caps and quiet hours means "every channel".
 CHANNELS = ("email", "sms", "whatsapp", "voice", "push", "webpush", "webhook", "inapp")
@@ -112,18 +113,34 @@ class CampaignSettings(_Strict):
         return tuple(cap for cap in caps if cap.applies_to(channel))
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
 class Schedule(_Strict):
-    """``now``; ``at`` an instant; ``local``: ``time`` on ``date`` in each recipient's zone."""
+    """``now``; ``at`` an instant; ``local``: ``time`` on ``date`` in each recipient's zone.
+
+    A local schedule may name a ``weekday`` instead of a date ("Tuesday 10:00"): it becomes the date of
+    the next such day on which 10:00 has not yet come anywhere on Earth (:meth:`resolved`).
+    """
 
     mode: Literal["now", "at", "local"] = "now"
     at: dt.datetime | None = None
     date: dt.date | None = None
+    weekday: Literal[WEEKDAYS] | None = None  # type: ignore[valid-type]
     time: dt.time | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> Schedule:
         if self.mode == "at" and (self.at is None or self.at.tzinfo is None):
             raise ValueError("a schedule 'at' needs an instant with its UTC offset (2026-12-01T09:00:00Z)")
-        if self.mode == "local" and (self.date is None or self.time is None):
-            raise ValueError("a 'local' schedule needs a date and a local time (10:00)")
+        if self.mode == "local" and (self.time is None or (self.date is None) == (self.weekday is None)):
+            raise ValueError("a 'local' schedule needs a local time (10:00) and either a date or a weekday")
         return self
+
+    def resolved(self, now: dt.datetime, earliest_zone: ZoneInfo) -> Schedule:
+        """A weekday schedule with its date fixed: the next one whose local time is still ahead in the
+        earliest zone (where the local time comes first)."""
+        if self.mode != "local" or self.weekday is None or self.time is None:
+            return self
+        first = next_local_time(now, self.time, earliest_zone, frozenset({WEEKDAYS.index(self.weekday)}))
+        return self.model_copy(update={"date": first.astimezone(earliest_zone).date(), "weekday": None})

@@ -25,7 +25,7 @@ from ..segments.compiler import compile_rule
 from ..segments.rule_json import rule_to_json
 from ..store.schema_delivery import campaigns, deliveries, templates
 from ..store.schema_scores import segments
-from .campaign_audience import enqueue_audience, enqueue_one, start_time
+from .campaign_audience import EARLIEST_ZONE, enqueue_audience, enqueue_one, start_time
 from .clock import utcnow
 from .delivery_defaults import parse_model
 from .segments import SegmentService, parse_any
@@ -117,7 +117,7 @@ class CampaignService:
     def schedule(self, conn: Connection, name: str, schedule: dict[str, Any]) -> dict[str, Any]:
         row = self._row(conn, name, lock=True)
         _require(row, ("draft", "scheduled"), "schedule")
-        plan = parse_model(Schedule, schedule, "schedule.")
+        plan = parse_model(Schedule, schedule, "schedule.").resolved(self.clock(), EARLIEST_ZONE)
         if plan.mode == "now":
             raise FieldError("schedule.mode", "use send to start now; schedule takes 'at' or 'local'")
         self._set(conn, row.id, status="scheduled", schedule=plan.model_dump(mode="json", exclude_none=True),
