@@ -215,3 +215,83 @@ def test_invalid_quiet_hours_are_refused_when_saved(app, bad):
     with pytest.raises(FieldError) as caught:
         make_campaign(app, settings={"quiet_hours": {"email": bad}})
     assert caught.value.field.startswith("settings.quiet_hours")
+
+
+def test_a_transactional_campaign_sends_each_triggered_message_to_the_same_address(app):
+    # given two orders by one contact: two distinct messages, not duplicates of one another
+    ana = add_contact(app, "ana@example.com")
+    make_campaign(app, "receipt", kind="transactional", segment=None)
+    service = CampaignService(app.settings)
+    channel = ScriptedChannel()
+    for key in ("order-1", "order-2"):
+        with app.store.write() as conn:
+            service.trigger(conn, "receipt", ana, key=key)
+        run(worker(app, channel))
+    assert channel.recipients() == ["ana@example.com", "ana@example.com"]
+    with app.store.read() as conn:
+        why = CampaignInsight(app.settings).why(conn, ana, "receipt")
+    assert why["now"]["action"] == "send"
+
+
+def test_why_for_a_contact_already_sent_is_not_a_duplicate_of_itself(app):
+    ana = add_contact(app, "ana@example.com")
+    make_campaign(app)
+    run(worker(app, ScriptedChannel()))
+    with app.store.read() as conn:
+        why = CampaignInsight(app.settings).why(conn, ana, "spring")
+    assert why["deliveries"][0]["status"] == "sent" and why["now"]["reason"] != "duplicate_address"
+
+
+def test_a_change_of_the_workspace_defaults_reaches_a_running_worker(app):
+    add_contact(app, "a@example.com")
+    add_contact(app, "b@example.com")
+    clock = Clock(NOON_UTC)
+    make_campaign(app, clock=clock)
+    channel = ScriptedChannel()
+    sender = worker(app, channel, clock)
+    batch = sender.dispatcher.lease(progress(app, "spring")["id"], limit=1)
+    import asyncio
+
+    sender.dispatcher.checkpoint(batch, asyncio.run(sender.dispatcher.send(batch)))
+    with app.store.write() as conn:
+        set_defaults(conn, {"quiet_hours": {"*": "00:00-23:59"}})
+    run(sender)
+    assert len(channel.messages) == 1
+    assert sorted(statuses(app, "spring").values()) == [("deferred", "quiet_hours"), ("sent", None)]
+
+
+def test_a_scheduled_campaign_whose_segment_is_gone_pauses_alone(app):
+    from clarion.services.segments import SegmentService
+
+    add_contact(app, "ana@example.com")
+    clock = Clock(NOON_UTC)
+    make_campaign(app, "broken", clock=clock, start=False)
+    make_campaign(app, "receipt", kind="transactional", segment=None, clock=clock)
+    service = CampaignService(app.settings, clock=clock)
+    with app.store.write() as conn:
+        service.schedule(conn, "broken", {"mode": "at", "at": NOON_UTC.isoformat()})
+        SegmentService(app.settings).delete(conn, "seg-broken")
+        service.trigger(conn, "receipt", 1, key="k")
+    channel = ScriptedChannel()
+    run(worker(app, channel, clock))
+    assert channel.recipients() == ["ana@example.com"]  # the receipt still went
+    broken = progress(app, "broken")
+    assert broken["status"] == "paused" and "could not start" in broken["status_reason"]
+
+
+def test_erasure_leaves_no_address_in_suppressions_or_delivery_details(app):
+    from clarion.channels.base import DeliveryResult, Outcome
+    from clarion.store.schema import suppressions
+    from clarion.store.schema_delivery import delivery_log
+
+    ana = add_contact(app, "ana@example.com")
+    make_campaign(app)
+    bounce = DeliveryResult(Outcome.BAD_ADDRESS, code="550 5.1.1", detail="<ana@example.com>: no such user")
+    run(worker(app, ScriptedChannel({"ana@example.com": bounce})))
+    with app.store.write() as conn:
+        app.gdpr.erase(conn, ana)
+    with app.store.read() as conn:
+        texts = [str(tuple(r)) for table in (suppressions, deliveries, delivery_log)
+                 for r in conn.execute(select(table))]
+    assert texts and not any("ana@example.com" in text for text in texts)
+    assert progress(app, "spring")["counts"]["failed"] == 1

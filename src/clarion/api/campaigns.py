@@ -42,6 +42,7 @@ class CampaignBody(BaseModel):
     channel: str = Field("email", max_length=16)
     segment: Name | None = None
     topic: str | None = Field(None, max_length=100)
+    marketing: bool | None = Field(None, description="Obey consent, quiet hours, caps, holdout (default: broadcasts)")
     eligibility: str | dict[str, Any] | None = Field(None, description="A rule (text or JSON) checked at send time")
     settings: dict[str, Any] | None = None
     schedule: dict[str, Any] | None = None
@@ -95,7 +96,7 @@ def preview_template(clarion: ClarionDep, name: PathName, contact_id: ContactId,
 @router.post("/campaigns", status_code=201, summary="Create a draft campaign")
 def create_campaign(clarion: ClarionDep, campaigns: Campaigns, body: CampaignBody) -> dict[str, Any]:
     with clarion.store.write() as conn:
-        return campaigns.create(conn, body.model_dump())
+        return campaigns.create(conn, body.model_dump(exclude_none=True))
 
 
 @router.get("/campaigns", summary="Every campaign")

@@ -56,7 +56,8 @@ class EmailComposer:
             from_name=sender.from_name or self.settings.email_from_name, from_address=from_address,
             to_address=item.address, to_name=_full_name(profile), subject=email.subject, text=email.text or "",
             html=email.html, message_id=message_id, date=now, reply_to=sender.reply_to,
-            # RFC 8058 one-click needs https: a development install on http:// sends the header without it.
+            # RFC 8058 one-click needs https: on an http:// install (development) List-Unsubscribe carries only
+            # the mailto, when one is configured, and there is no one-click URL.
             list_unsubscribe_url=url if campaign.marketing and url.startswith("https://") else None,
             list_unsubscribe_mailto=self._mailto(campaign, url),
             list_id=f"{_list_name(campaign.name)} <c{campaign.id}.{domain_of(from_address)}>" if campaign.marketing

@@ -59,6 +59,7 @@ def recipients(conn: Connection, scope: BatchScope, rows: Sequence[Any], profile
     eligible = _eligible(conn, scope.eligibility, ids, compile_context)
     recent = _recent_sends(conn, ids, now - scope.cap_lookback) if scope.cap_lookback else {}
     taken = _addresses_taken(conn, scope, [row.id for row in rows], set(addresses.values()) - {None})
+    # Another contact got this very message (same step) at this address: a shared mailbox gets it once.
     result = {}
     for row in rows:
         profile = profiles.get(row.contact_id) if row.contact_id is not None else None
@@ -70,7 +71,8 @@ def recipients(conn: Connection, scope: BatchScope, rows: Sequence[Any], profile
             contact_id=row.contact_id, merged=profile["merged_into"] is not None,
             zone=zoneinfo(profile.get("timezone"), scope.default_timezone), address=address,
             suppression=suppressed.get(address), consented=row.contact_id in consenting,
-            eligible=row.contact_id in eligible, duplicate=address in taken,
+            eligible=row.contact_id in eligible,
+            duplicate=any(step == row.step and owner != row.contact_id for step, owner in taken.get(address, ())),
             recent=tuple(recent.get(row.contact_id, ())))
     return result
 
@@ -143,13 +145,18 @@ def _recent_sends(conn: Connection, ids: Sequence[int], since: datetime) -> dict
     return found
 
 
-def _addresses_taken(conn: Connection, scope: BatchScope, batch_ids: Sequence[int], wanted: set[str]) -> set[str]:
-    """Addresses of this batch that another delivery of the campaign already sent to, or is sending to."""
+def _addresses_taken(conn: Connection, scope: BatchScope, batch_ids: Sequence[int],
+                     wanted: set[str]) -> dict[str, list[tuple[str, int]]]:
+    """For addresses of this batch: the (step, contact) of the campaign's deliveries sent or being sent to them."""
     if scope.channel != "email" and scope.channel not in PHONE_CHANNELS or not wanted:
-        return set()
+        return {}
     column = contacts.c.email if scope.channel == "email" else contacts.c.phone
     d = deliveries.c
-    return set(conn.execute(select(column).select_from(deliveries.join(contacts, contacts.c.id == d.contact_id))
-                            .where(d.campaign_id == scope.campaign_id, d.channel == scope.channel,
-                                   d.status.in_(("sent", "leased")), d.id.not_in(batch_ids),
-                                   column.in_(sorted(wanted)))).scalars())
+    rows = conn.execute(select(column, d.step, d.contact_id)
+                        .select_from(deliveries.join(contacts, contacts.c.id == d.contact_id))
+                        .where(d.campaign_id == scope.campaign_id, d.channel == scope.channel,
+                               d.status.in_(("sent", "leased")), d.id.not_in(batch_ids), column.in_(sorted(wanted))))
+    found: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for address, step, contact_id in rows:
+        found[address].append((step, contact_id))
+    return found

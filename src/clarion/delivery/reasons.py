@@ -18,7 +18,6 @@ REASONS: dict[str, str] = {
     "duplicate_address": "another contact with the same address already got this campaign",
     "quiet_hours": "inside quiet hours in the recipient's local time: deferred to the next allowed time",
     "frequency_cap": "the contact reached a frequency cap",
-    "policy_error": "a compliance check could not be evaluated, so the message was not sent (fail closed)",
     # failed while sending
     "render_error": "the template could not be rendered for this contact",
     "bad_address": "the provider said the address does not exist: it is now suppressed",

@@ -1,6 +1,6 @@
 """Rate limits that hold across every worker, kept in the database they already share.
 
-* :func:`take_tokens`: a token bucket per key (``email``, ``smtp:mx.example.com``) refilled at
+* :func:`take_tokens`: a token bucket per key (the channel: ``email``) refilled at
   ``rate`` messages per second up to ``burst``. A worker takes tokens in the same transaction in which
   it leases rows, and leases no more rows than it got tokens, so N workers together stay under the rate.
 * :func:`claim_slots`: at most ``limit`` concurrent connections per key. A worker holds slots with an

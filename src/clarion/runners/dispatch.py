@@ -31,7 +31,7 @@ from ..delivery.policies import DeliveryCase, evaluate
 from ..delivery.throttle import give_back, take_tokens
 from ..domain.rules import RuleError
 from ..services.clock import utcnow
-from ..services.delivery_defaults import get_defaults
+from ..services.delivery_defaults import defaults_version, get_defaults
 from ..services.segments import SegmentService
 from ..store.engine import Store
 from ..store.schema_delivery import campaigns
@@ -112,10 +112,12 @@ class Dispatcher:
             return batch
 
     def _campaign(self, conn: Connection, campaign_id: int) -> LoadedCampaign:
-        version = conn.execute(select(campaigns.c.updated_at).where(campaigns.c.id == campaign_id)).scalar_one()
+        # A change of the campaign, its template or the workspace defaults reloads it.
+        version = (conn.execute(select(campaigns.c.updated_at).where(campaigns.c.id == campaign_id)).scalar_one(),
+                   defaults_version(conn))
         cached = self._campaigns.get(campaign_id)
         if cached is None or cached.version != version:
-            cached = load_campaign(conn, campaign_id, get_defaults(conn), self.settings)
+            cached = load_campaign(conn, campaign_id, get_defaults(conn), self.settings, version)
             self._campaigns[campaign_id] = cached
         return cached
 
@@ -140,11 +142,11 @@ class Dispatcher:
         changes, entries, to_lease, taken = [], [], [], set()
         for row in rows:
             recipient = facts[row.id]
-            if recipient.address in taken:  # two contacts of this batch share the address
+            if (recipient.address, row.step) in taken:  # two contacts of this batch share the address
                 recipient = type(recipient)(**{**recipient.__dict__, "duplicate": True})
             decision = evaluate(DeliveryCase(recipient, row.created_at, now), campaign.rules).decision
             if decision.action == "send":
-                taken.add(recipient.address)
+                taken.add((recipient.address, row.step))
                 to_lease.append(row)
                 batch.items.append(Leased(row, profiles[row.contact_id], recipient.address))
                 continue
@@ -152,7 +154,9 @@ class Dispatcher:
             final = now if status != "deferred" else None
             changes.append(ledger.change(row, status, reason=decision.reason, detail=decision.detail,
                                          due_at=decision.until or row.due_at, finished_at=final))
-            entries.append(ledger.LogEntry(row.id, campaign.id, row.attempts, status, decision.reason,
+            # Logged under the policy's own outcome (skipped, deferred, expired): not a send that failed.
+            outcome = "expired" if decision.reason == "expired" else status
+            entries.append(ledger.LogEntry(row.id, campaign.id, row.attempts, outcome, decision.reason,
                                            detail=decision.detail))
             batch.decided[status] = batch.decided.get(status, 0) + 1
         ledger.settle(conn, changes)

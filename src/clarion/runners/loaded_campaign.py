@@ -30,7 +30,7 @@ class LoadedCampaign:
     channel: str
     topic: str | None
     marketing: bool
-    version: Any  # updated_at: a change of the campaign reloads it
+    version: Any  # (campaign updated_at, defaults updated_at): see Dispatcher._campaign
     template: Template
     settings: CampaignSettings
     rules: CampaignRules
@@ -43,7 +43,8 @@ class LoadedCampaign:
         return {"id": self.id, "name": self.name}
 
 
-def load_campaign(conn: Connection, campaign_id: int, defaults: DeliveryDefaults, settings: Settings) -> LoadedCampaign:
+def load_campaign(conn: Connection, campaign_id: int, defaults: DeliveryDefaults, settings: Settings,
+                  version: Any = None) -> LoadedCampaign:
     row = conn.execute(select(campaigns).where(campaigns.c.id == campaign_id)).one()
     document = conn.execute(select(templates.c.document).where(templates.c.id == row.template_id)).scalar_one()
     options = CampaignSettings.model_validate(row.settings or {})
@@ -58,8 +59,9 @@ def load_campaign(conn: Connection, campaign_id: int, defaults: DeliveryDefaults
     scope = BatchScope(campaign_id=row.id, channel=row.channel, topic=row.topic, marketing=row.marketing,
                        eligibility=eligibility, default_timezone=settings.default_timezone, cap_lookback=lookback)
     return LoadedCampaign(id=row.id, name=row.name, kind=row.kind, channel=row.channel, topic=row.topic,
-                          marketing=row.marketing, version=row.updated_at, template=template_from_document(document),
-                          settings=options, rules=rules, eligibility=eligibility, scope=scope)
+                          marketing=row.marketing, version=version or row.updated_at,
+                          template=template_from_document(document), settings=options, rules=rules,
+                          eligibility=eligibility, scope=scope)
 
 
 def _cap_lookback(caps) -> timedelta | None:

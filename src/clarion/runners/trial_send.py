@@ -46,8 +46,8 @@ async def send_test(app: Clarion, campaign_name: str, to: str, contact_id: int |
         if binding is None:
             raise FieldError("channel", f"no {campaign.channel} channel is configured")
         marked = replace(campaign, template=_marked(campaign.template))
-        fake = SimpleNamespace(id=0, step=f"test:{uuid.uuid4().hex}", contact_id=profile["id"], data=None,
-                               message_id=None)
+        # contact_id 0: the test's unsubscribe link names no one, so a tester clicking it changes nothing.
+        fake = SimpleNamespace(id=0, step=f"test:{uuid.uuid4().hex}", contact_id=0, data=None, message_id=None)
         message = binding.composer.compose(marked, Leased(fake, profile, address), now)
         result = await binding.channel.send(message)
     finally:

@@ -31,6 +31,7 @@ from ..segments.rule_json import rule_from_json
 from ..store.schema import contacts
 from ..store.schema_delivery import deliveries, delivery_log
 from ..store.schema_scores import segments
+from .campaign_audience import MAIN_STEP
 from .campaigns import CampaignService
 from .clock import utcnow
 from .delivery_defaults import get_defaults
@@ -52,7 +53,8 @@ class CampaignInsight:
         now = at or self.clock()
         plan = Schedule.model_validate(row.schedule or {})
         profiles = load_contacts(conn, ids)
-        fake = [SimpleNamespace(id=-index - 1, contact_id=cid, created_at=now, attempts=0, due_at=now, data=None)
+        fake = [SimpleNamespace(id=-index - 1, step=MAIN_STEP, contact_id=cid, created_at=now, attempts=0, due_at=now,
+                                data=None)
                 for index, cid in enumerate(ids)]
         facts = recipients(conn, campaign.scope, fake, profiles, now, self._context(conn, campaign, now))
         results = [self._predict(campaign, plan, item, profiles.get(item.contact_id), facts[item.id], now)
@@ -111,7 +113,9 @@ class CampaignInsight:
             for r in found}
         campaign = load_campaign(conn, row.id, get_defaults(conn), self.settings)
         now = self.clock()
-        probe = SimpleNamespace(id=0, contact_id=contact_id, created_at=now, attempts=0, due_at=now, data=None)
+        step = found[0].step if found else MAIN_STEP
+        probe = SimpleNamespace(id=0, step=step, contact_id=contact_id, created_at=now, attempts=0, due_at=now,
+                                data=None)
         profiles = load_contacts(conn, [contact_id])
         recipient = recipients(conn, campaign.scope, [probe], profiles, now, self._context(conn, campaign, now))[0]
         verdict = evaluate(DeliveryCase(recipient, now, now), campaign.rules)

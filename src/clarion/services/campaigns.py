@@ -19,7 +19,7 @@ from ..delivery import ledger
 from ..delivery.errors import InvalidTemplate, Problem
 from ..delivery.template_store import template_from_document
 from ..domain.campaigns import CHANNELS, CampaignSettings, Schedule
-from ..domain.errors import Conflict, FieldError, NotFound
+from ..domain.errors import ClarionError, Conflict, FieldError, NotFound
 from ..domain.rules import RuleError
 from ..segments.compiler import compile_rule
 from ..segments.rule_json import rule_to_json
@@ -138,8 +138,13 @@ class CampaignService:
         started = []
         for campaign_id in due:
             row = self._row(conn, campaign_id, lock=True)
-            if row.status == "scheduled":
-                started.append(self._start(conn, row)["name"])
+            if row.status != "scheduled":
+                continue
+            try:
+                with conn.begin_nested():  # a savepoint: a campaign that cannot start leaves no half audience
+                    started.append(self._start(conn, row)["name"])
+            except (ClarionError, RuleError) as exc:  # its segment was deleted, its rule no longer compiles ...
+                self._set(conn, row.id, status="paused", status_reason=f"could not start: {exc}")
         return started
 
     def _start(self, conn: Connection, row) -> dict[str, Any]:
@@ -175,7 +180,13 @@ class CampaignService:
         return self.get(conn, row.id)
 
     def complete_finished(self, conn: Connection) -> list[int]:
-        """Running broadcasts with nothing left to send become ``completed``."""
+        """Running broadcasts with nothing left to send become ``completed``; a cancelled campaign's leases
+        that expired (their worker died, so nothing is in flight) become ``cancelled``."""
+        now = self.clock()
+        cancelled = select(campaigns.c.id).where(campaigns.c.status == "cancelled")
+        conn.execute(update(deliveries).where(deliveries.c.campaign_id.in_(cancelled),
+                                              deliveries.c.status == "leased", deliveries.c.due_at < now)
+                     .values(status="cancelled", reason="cancelled", finished_at=now, lease_owner=None))
         done = []
         for campaign_id in conn.execute(select(campaigns.c.id).where(campaigns.c.status == "running",
                                                                      campaigns.c.kind == "broadcast")).scalars():

@@ -21,6 +21,12 @@ def get_defaults(conn: Connection) -> DeliveryDefaults:
     return DeliveryDefaults() if row is None else DeliveryDefaults.model_validate(row.document)
 
 
+def defaults_version(conn: Connection) -> Any:
+    """When the defaults last changed (None: never set), so cached campaign policies can be refreshed."""
+    return conn.execute(select(workspace_settings.c.updated_at)
+                        .where(workspace_settings.c.key == SETTINGS_KEY)).scalar()
+
+
 def set_defaults(conn: Connection, document: Any) -> DeliveryDefaults:
     defaults = parse_model(DeliveryDefaults, document)
     statement = insert_for(conn, workspace_settings).values(
@@ -36,5 +42,7 @@ def parse_model(model: type, document: Any, prefix: str = ""):
         return model.model_validate(document if document is not None else {})
     except ValidationError as exc:
         error = exc.errors()[0]
-        path = ".".join(str(part) for part in error["loc"]) or "document"
+        path = ".".join(str(part) for part in error["loc"])
+        if not path:  # the document as a whole: name it by the prefix ("schedule")
+            prefix, path = "", prefix.rstrip(".") or "document"
         raise FieldError(prefix + path, error["msg"].removeprefix("Value error, ")) from None

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from ..domain.consent import SuppressionReason
-from ..store.schema import consent_ledger, contacts, devices, erasure_tombstones, events, identities
+from ..store.schema import consent_ledger, contacts, devices, erasure_tombstones, events, identities, suppressions
+from ..store.schema_delivery import deliveries, delivery_log
 from ..store.sql import insert_for
 from .clock import utcnow
 from .consent import ConsentService
@@ -52,6 +53,12 @@ class GdprService:
         for kind, address in (("email", row.email), ("phone", row.phone)):
             if address:
                 self.consent.suppress(conn, kind, address, SuppressionReason.ERASED)
+                # An entry made earlier (a hard bounce) keeps its reason, but not the address or the
+                # provider's words, which may quote it: the hash alone keeps blocking it.
+                conn.execute(update(suppressions).where(
+                    suppressions.c.address_hash == identity_hash(self.salt, kind, address)).values(
+                    address=None, note=None))
+        _strip_deliveries(conn, contact_id)
         hashes = sorted({identity_hash(self.salt, kind, value) for kind, value in ids})
         if hashes:
             stmt = insert_for(conn, erasure_tombstones)
@@ -71,6 +78,14 @@ class GdprService:
             conn.execute(update(consent_ledger).where(consent_ledger.c.id == row.id)
                          .values(proof=proof, subject_hash=subject, contact_id=None))
         return len(rows)
+
+
+def _strip_deliveries(conn: Connection, contact_id: int) -> None:
+    """Provider replies quote addresses ("550 5.1.1 <ana@example.com>: unknown"): the erased contact's
+    delivery details go; states, reasons and codes stay, so campaign counts keep adding up."""
+    mine = select(deliveries.c.id).where(deliveries.c.contact_id == contact_id)
+    conn.execute(update(delivery_log).where(delivery_log.c.delivery_id.in_(mine)).values(detail=None))
+    conn.execute(update(deliveries).where(deliveries.c.contact_id == contact_id).values(detail=None))
 
 
 def _rows(conn: Connection, stmt) -> list[dict[str, Any]]:
