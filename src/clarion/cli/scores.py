@@ -9,7 +9,6 @@ from pathlib import Path
 import typer
 
 from ..domain.errors import FieldError
-from ..services import predictions as prediction_service
 from ..services import rfm as rfm_service
 from ..services.clock import end_of_day
 from ..services.lead_scores import LeadScoreService
@@ -68,12 +67,20 @@ def rfm_transitions(ctx: typer.Context, limit: int = typer.Option(20, "--limit",
         ([r["contact_id"], r["from_segment"], r["to_segment"] or "(no orders in window)", r["at"]] for r in rows))))
 
 
+def _predictions():
+    """The predictions service, imported when used: it loads SciPy (~0.5 s), which no other command needs."""
+    from ..services import predictions
+
+    return predictions
+
+
 @predictions_app.command("fit")
 def predictions_fit(ctx: typer.Context, as_of: str | None = AS_OF,
                     horizon_days: int = typer.Option(90, "--horizon-days", min=1, help="Expected purchases in N days."),
                     clv_days: int = typer.Option(365, "--clv-days", min=1, help="Lifetime value horizon in days."),
                     as_json: bool = JSON_OPTION) -> None:
     """Fit BG/NBD and Gamma-Gamma on every customer's orders and store each customer's predictions."""
+    prediction_service = _predictions()
     clarion = app_of(ctx)
     settings = prediction_service.PredictionSettings(horizon_days=horizon_days, clv_horizon_days=clv_days,
                                                      as_of=_end_of_day(as_of))
@@ -85,6 +92,7 @@ def predictions_fit(ctx: typer.Context, as_of: str | None = AS_OF,
 @predictions_app.command("show")
 def predictions_show(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """The latest fitted parameters of each model."""
+    prediction_service = _predictions()
     clarion = app_of(ctx)
     with clarion.store.read() as conn:
         fits = prediction_service.latest_fits(conn)
@@ -97,6 +105,7 @@ def predictions_show(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 def predictions_top(ctx: typer.Context, limit: int = typer.Option(10, "--limit", min=1, max=10_000),
                     as_json: bool = JSON_OPTION) -> None:
     """The contacts with the highest predicted lifetime value."""
+    prediction_service = _predictions()
     clarion = app_of(ctx)
     with clarion.store.read() as conn:
         rows = prediction_service.top_customers(conn, limit=limit)

@@ -29,6 +29,7 @@ from .dispatch import ChannelBinding, Dispatcher
 
 log = logging.getLogger(__name__)
 SLOT_HOLD = timedelta(seconds=60)  # a dead worker's connection slots free up after this long
+BATCHES_PER_TURN = 8  # batches of one campaign per cycle before the next campaign's turn
 
 
 def default_worker_id() -> str:
@@ -57,18 +58,40 @@ class Worker:
                                    .order_by(campaigns.c.id)).scalars().all()
         handled = 0
         for campaign_id in running:
-            batch = self.dispatcher.lease(campaign_id)
-            if batch is None:
-                continue
-            handled += len(batch.items) + sum(batch.decided.values())
-            if batch.items:
-                outcomes = await self.dispatcher.send(batch)
-                summary = self.dispatcher.checkpoint(batch, outcomes)
-                self.sent += summary.get("sent", 0)
+            handled += await self._work_on(campaign_id)
         if handled == 0:
             with self.app.store.write() as conn:
                 self.campaigns.complete_finished(conn)
         return handled
+
+    async def _work_on(self, campaign_id: int) -> int:
+        """Up to BATCHES_PER_TURN batches of one campaign, pipelined: the next batch is leased and the
+        previous one checkpointed (in threads, where the database drivers release the GIL) while this
+        one is being sent. Every batch leased here is sent here, so a turn never leaves leases behind."""
+        handled, checkpoint = 0, None
+        leasing = asyncio.create_task(asyncio.to_thread(self.dispatcher.lease, campaign_id))
+        for turn in range(BATCHES_PER_TURN):
+            batch = await leasing
+            if batch is None:
+                break
+            handled += len(batch.items) + sum(batch.decided.values())
+            more = turn + 1 < BATCHES_PER_TURN and len(batch.items) > 0
+            if more:
+                leasing = asyncio.create_task(asyncio.to_thread(self.dispatcher.lease, campaign_id))
+            if batch.items:
+                outcomes = await self.dispatcher.send(batch)
+                if checkpoint is not None:
+                    await checkpoint
+                checkpoint = asyncio.create_task(asyncio.to_thread(self._checkpoint, batch, outcomes))
+            if not more:
+                break
+        if checkpoint is not None:
+            await checkpoint
+        return handled
+
+    def _checkpoint(self, batch, outcomes) -> None:
+        summary = self.dispatcher.checkpoint(batch, outcomes)
+        self.sent += summary.get("sent", 0)
 
     async def run(self, stop: threading.Event | None = None, *, until_idle: bool = False) -> None:
         stop = stop or threading.Event()
