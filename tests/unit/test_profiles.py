@@ -48,6 +48,13 @@ def test_time_zone_must_be_iana():
         normalize_timezone("Mars/Olympus")
 
 
+@pytest.mark.parametrize("machine_specific", ["localtime", "posixrules", "Factory"])
+def test_names_that_are_not_a_place_are_not_time_zones(machine_specific):
+    # "localtime" means whatever the server is set to: a contact's zone must not depend on the machine
+    with pytest.raises(FieldError, match="unknown IANA time zone"):
+        normalize_timezone(machine_specific)
+
+
 def test_dates_accept_iso_and_compact_forms():
     assert parse_date("1990-02-28", "birthday") == date(1990, 2, 28)
     assert parse_date("2000-02-29T10:00:00Z", "birthday") == date(2000, 2, 29)

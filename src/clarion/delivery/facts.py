@@ -1,7 +1,9 @@
 """Loading what the policy chain needs for a batch of deliveries, in a handful of queries.
 
-Consent uses the very expressions segments use for ``reachable(...)`` (``segments.reachable``), so a
-segment of reachable contacts and the sends to it can never disagree. The eligibility rule is compiled
+Consent follows the very rule segments use for ``reachable(...)`` (``segments.reachable.consent_allows``
+is the Python twin of its SQL, and a test checks they agree), so a segment of reachable contacts and the
+sends to it can never disagree; the batch's consent rows are read by primary key, which stays fast on
+any table size and statistics. The eligibility rule is compiled
 by the segment compiler, scoped to the batch's contacts.
 """
 
@@ -15,11 +17,12 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
+from ..domain.consent import ALL_TOPICS
 from ..domain.profiles import zoneinfo
 from ..domain.rules import Rule
 from ..segments.compiler import CompileContext, compile_rule
-from ..segments.reachable import DEVICE_KINDS, PHONE_CHANNELS, consented
-from ..store.schema import contacts, devices, suppressions
+from ..segments.reachable import DEVICE_KINDS, PHONE_CHANNELS, consent_allows
+from ..store.schema import consents, contacts, devices, suppressions, topics
 from ..store.schema_delivery import deliveries
 from .context import CONTACT_FIELDS
 from .policies import Recipient
@@ -107,10 +110,18 @@ def _suppressions(conn: Connection, channel: str, addresses: Mapping[int, str | 
 
 
 def _consenting(conn: Connection, scope: BatchScope, ids: Sequence[int]) -> set[int]:
+    """The batch's contacts whose consent allows the message: the rows are read by primary key, then judged
+    by ``segments.reachable.consent_allows``, the Python twin of the SQL that segments use."""
     if not scope.marketing or not ids:
         return set()
-    return set(conn.execute(select(contacts.c.id).where(
-        contacts.c.id.in_(ids), consented(scope.channel, scope.topic))).scalars())
+    topics_wanted = [ALL_TOPICS] + ([scope.topic] if scope.topic else [])
+    states: dict[int, dict[str, str]] = defaultdict(dict)
+    for row in conn.execute(select(consents.c.contact_id, consents.c.topic, consents.c.status).where(
+            consents.c.contact_id.in_(ids), consents.c.channel == scope.channel, consents.c.topic.in_(topics_wanted))):
+        states[row.contact_id][row.topic] = row.status
+    double_opt_in = bool(scope.topic and conn.execute(select(topics.c.double_opt_in).where(
+        topics.c.key == scope.topic)).scalar())
+    return {cid for cid in ids if consent_allows(states.get(cid, {}), scope.topic, double_opt_in)}
 
 
 def _eligible(conn: Connection, rule: Rule | None, ids: Sequence[int],

@@ -80,9 +80,14 @@ def normalize_timezone(raw: str) -> str:
     return name
 
 
+# Names the system zone database may list that are not zones of a place: "localtime" is whatever the
+# machine is set to, "posixrules" and "Factory" are tzdata internals.
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @lru_cache(maxsize=1)
 def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - NOT_ZONES
 
 
 def parse_date(raw: Any, field_name: str) -> date:

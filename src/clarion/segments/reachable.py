@@ -21,6 +21,7 @@ Three facts, all required (the delivery policy applies the same rule):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, and_, exists, false, func, not_, or_, select, true
@@ -75,6 +76,22 @@ def consented(channel: str, topic: str | None) -> ColumnElement:
     topic_row = _consent(channel, topic, None)
     double_opt_in = exists().where(topics.c.key == topic, topics.c.double_opt_in == true())
     return and_(not_(channel_out), or_(topic_in, and_(not_(topic_row), channel_in, not_(double_opt_in))))
+
+
+def consent_allows(states: Mapping[str, str], topic: str | None, topic_double_opt_in: bool) -> bool:
+    """:func:`consented` in Python, for one contact: ``states`` maps topic (``*`` for the channel) to status.
+
+    The delivery policy evaluates consent for a batch from the rows it loaded; a test checks this agrees
+    with the SQL of :func:`consented` on every combination of states.
+    """
+    channel_state = states.get(ALL_TOPICS)
+    if topic is None:
+        return channel_state == ConsentStatus.OPTED_IN
+    if channel_state == ConsentStatus.OPTED_OUT:
+        return False
+    if topic in states:
+        return states[topic] == ConsentStatus.OPTED_IN
+    return channel_state == ConsentStatus.OPTED_IN and not topic_double_opt_in
 
 
 def _consent(channel: str, topic: str, status: ConsentStatus | None) -> ColumnElement:
