@@ -65,3 +65,33 @@ def test_bad_input_is_one_line_errors(app, tmp_path):
     assert result.exit_code == 1 and "private" in result.output
     missing = runner.invoke(cli, ["--database-url", url, "campaigns", "status", "nope"])
     assert missing.exit_code == 1 and "not found" in missing.output
+
+
+def test_the_embedded_worker_of_serve_sends_in_its_own_thread(app, tmp_path):
+    # given the file transport and a running campaign
+    import threading
+    import time
+
+    from delivery_world import make_campaign, progress
+
+    from clarion.bootstrap import Clarion
+    from clarion.runners.worker import run_in_thread
+
+    add_contact(app, "ana@example.com")
+    make_campaign(app, settings={"quiet_hours": {}})
+    settings = app.settings.model_copy(update={"email_transport": "file", "email_file_dir": str(tmp_path / "out"),
+                                                "worker_poll_seconds": 0.05})
+    served = Clarion.from_settings(settings)
+    stop = threading.Event()
+    # when the embedded worker runs until the campaign completes
+    thread = run_in_thread(served, stop)
+    for _ in range(200):
+        if progress(app, "spring")["status"] == "completed":
+            break
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=10)
+    served.close()
+    # then the message was written and the thread stopped when asked
+    assert progress(app, "spring")["status"] == "completed"
+    assert len(list((tmp_path / "out").glob("*.eml"))) == 1 and not thread.is_alive()
