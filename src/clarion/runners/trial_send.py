@@ -39,7 +39,7 @@ async def send_test(app: Clarion, campaign_name: str, to: str, contact_id: int |
     now = utcnow()
     try:
         with app.store.read() as conn:
-            row = CampaignService(app.settings)._row(conn, campaign_name)
+            row = CampaignService(app.settings).row(conn, campaign_name)
             campaign = load_campaign(conn, row.id, get_defaults(conn), app.settings)
             profile = _profile(conn, contact_id)
         binding = bindings.get(campaign.channel)

@@ -47,7 +47,7 @@ class CampaignInsight:
 
     def dry_run(self, conn: Connection, name: str, *, limit: int = 20, at: datetime | None = None) -> dict[str, Any]:
         """For the first ``limit`` contacts of the audience: who would get what, when; who is skipped, why."""
-        row = self.campaigns._row(conn, name)
+        row = self.campaigns.row(conn, name)
         campaign = load_campaign(conn, row.id, get_defaults(conn), self.settings)
         ids = self._audience(conn, row, limit)
         now = at or self.clock()
@@ -102,7 +102,7 @@ class CampaignInsight:
 
     def why(self, conn: Connection, contact_id: int, name: str) -> dict[str, Any]:
         """The contact's deliveries of the campaign, their history, and what the chain says right now."""
-        row = self.campaigns._row(conn, name)
+        row = self.campaigns.row(conn, name)
         d = deliveries.c
         found = conn.execute(select(deliveries).where(d.campaign_id == row.id, d.contact_id == contact_id)
                              .order_by(d.id)).all()

@@ -43,6 +43,8 @@ class CampaignService:
     def create(self, conn: Connection, spec: dict[str, Any]) -> dict[str, Any]:
         """``spec``: name, template, channel, kind (broadcast), segment, topic, eligibility, settings, schedule."""
         name = _text(spec.get("name"), "name", 200)
+        if name.isdigit():  # a campaign is addressed by name or id: a name of digits would be taken for an id
+            raise FieldError("name", "a campaign name cannot be only digits")
         if conn.execute(select(campaigns.c.id).where(campaigns.c.name == name)).first():
             raise Conflict(f"campaign {name!r} already exists")
         kind = spec.get("kind", "broadcast")
@@ -97,12 +99,13 @@ class CampaignService:
         return rule_to_json(model)
 
     def get(self, conn: Connection, name_or_id: str | int) -> dict[str, Any]:
-        return dict(self._row(conn, name_or_id)._mapping)
+        return dict(self.row(conn, name_or_id)._mapping)
 
     def list(self, conn: Connection) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(select(campaigns).order_by(campaigns.c.id))]
 
-    def _row(self, conn: Connection, name_or_id: str | int, *, lock: bool = False):
+    def row(self, conn: Connection, name_or_id: str | int, *, lock: bool = False):
+        """The campaign row by name or id (locked FOR UPDATE on PostgreSQL when asked)."""
         column = campaigns.c.id if isinstance(name_or_id, int) or str(name_or_id).isdigit() else campaigns.c.name
         key = int(name_or_id) if column is campaigns.c.id else name_or_id
         query = select(campaigns).where(column == key)
@@ -115,7 +118,7 @@ class CampaignService:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def schedule(self, conn: Connection, name: str, schedule: dict[str, Any]) -> dict[str, Any]:
-        row = self._row(conn, name, lock=True)
+        row = self.row(conn, name, lock=True)
         _require(row, ("draft", "scheduled"), "schedule")
         plan = parse_model(Schedule, schedule, "schedule.").resolved(self.clock(), EARLIEST_ZONE)
         if plan.mode == "now":
@@ -126,7 +129,7 @@ class CampaignService:
 
     def send(self, conn: Connection, name: str) -> dict[str, Any]:
         """Starts now: a broadcast's audience goes into the ledger (a local-time schedule keeps each due time)."""
-        row = self._row(conn, name, lock=True)
+        row = self.row(conn, name, lock=True)
         _require(row, ("draft", "scheduled"), "send")
         return self._start(conn, row)
 
@@ -137,7 +140,7 @@ class CampaignService:
                                                         campaigns.c.start_at <= now)).scalars().all()
         started = []
         for campaign_id in due:
-            row = self._row(conn, campaign_id, lock=True)
+            row = self.row(conn, campaign_id, lock=True)
             if row.status != "scheduled":
                 continue
             try:
@@ -156,13 +159,13 @@ class CampaignService:
         return self.get(conn, row.id)
 
     def pause(self, conn: Connection, name: str, reason: str = "paused by an operator") -> dict[str, Any]:
-        row = self._row(conn, name, lock=True)
+        row = self.row(conn, name, lock=True)
         _require(row, ("running", "scheduled"), "pause")
         self._set(conn, row.id, status="paused", status_reason=reason)
         return self.get(conn, row.id)
 
     def resume(self, conn: Connection, name: str) -> dict[str, Any]:
-        row = self._row(conn, name, lock=True)
+        row = self.row(conn, name, lock=True)
         _require(row, ("paused",), "resume")
         status = "running" if row.started_at is not None else "scheduled"
         self._set(conn, row.id, status=status, status_reason=None)
@@ -170,7 +173,7 @@ class CampaignService:
 
     def cancel(self, conn: Connection, name: str, reason: str = "cancelled by an operator") -> dict[str, Any]:
         """Stops for good: every delivery not yet sent is cancelled (one being sent right now may still go)."""
-        row = self._row(conn, name, lock=True)
+        row = self.row(conn, name, lock=True)
         _require(row, LIVE, "cancel")
         now = self.clock()
         conn.execute(update(deliveries).where(deliveries.c.campaign_id == row.id,
@@ -202,14 +205,14 @@ class CampaignService:
     def trigger(self, conn: Connection, name: str, contact_id: int, *, key: str | None = None,
                 data: dict[str, Any] | None = None) -> dict[str, Any]:
         """One transactional message; the same ``key`` twice is one delivery (a safe retry for the caller)."""
-        row = self._row(conn, name)
+        row = self.row(conn, name)
         if row.kind != "transactional":
             raise Conflict(f"campaign {row.name!r} is a broadcast; trigger sends transactional campaigns only")
         _require(row, ("running",), "trigger")
         return enqueue_one(conn, row, contact_id, key=key, data=data, now=self.clock())
 
     def progress(self, conn: Connection, name: str) -> dict[str, Any]:
-        row = self._row(conn, name)
+        row = self.row(conn, name)
         counts = ledger.counts(conn, row.id)
         total = sum(counts.values())
         done = total - counts["queued"] - counts["leased"] - counts["deferred"]
