@@ -230,3 +230,21 @@ def test_a_weekday_schedule_becomes_the_next_such_date(app):
         planned = CampaignService(app.settings, clock=clock).schedule(
             conn, "spring", {"mode": "local", "weekday": "tuesday", "time": "10:00"})
     assert planned["schedule"] == {"mode": "local", "date": "2026-12-01", "time": "10:00:00"}
+
+
+def test_a_render_that_runs_out_of_time_is_retried_then_fails(app):
+    # given a template whose every render needs far more than the 50 ms of CPU a message may use
+    no_quiet_hours(app)
+    add_contact(app, "ana@example.com")
+    slow = {"default": {"email": {"subject": "Hi", "html": "{% for i in range(9000) %}{% for j in range(9) %}"
+                                                           "{{ (i * j) | string | length }}{% endfor %}{% endfor %}"}}}
+    clock = Clock(NOON_UTC)
+    make_campaign(app, clock=clock, template_document=slow, settings={"max_attempts": 2})
+    # when the worker tries, then the time cap is treated as a temporary failure, and then as final
+    run(worker(app, ScriptedChannel(), clock))
+    (row,) = delivery_rows(app)
+    assert (row.status, row.reason) == ("deferred", "retry") and "CPU" in row.detail
+    clock.now += timedelta(hours=2)
+    run(worker(app, ScriptedChannel(), clock))
+    (row,) = delivery_rows(app)
+    assert (row.status, row.reason, row.attempts) == ("failed", "max_attempts", 2)

@@ -53,6 +53,12 @@ class LimitExceeded(RenderError):
     """A cap was reached: output size, loop iterations, range or value size, render time."""
 
 
+class RenderTimeout(LimitExceeded):
+    """The render ran out of time. Unlike the other limits this depends on the moment (a garbage
+    collection, a loaded machine), so the message is retried; a template that is really too slow fails
+    once its attempts are used up."""
+
+
 class UnsafeTemplate(RenderError):
     """The sandbox refused an operation (private attributes, unsafe callables, format tricks)."""
 

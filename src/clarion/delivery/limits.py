@@ -21,7 +21,7 @@ from typing import Any
 from babel import Locale
 from jinja2.runtime import Undefined
 
-from .errors import LimitExceeded
+from .errors import LimitExceeded, RenderTimeout
 
 KIB = 1024
 
@@ -114,9 +114,9 @@ class RenderState:
         if self._ticks % _WALL_CHECK_EVERY:
             return
         if time.perf_counter() > self._wall_deadline:
-            raise LimitExceeded(self.part, f"rendering took over {self.limits.wall_seconds * 1000:.0f} ms")
+            raise RenderTimeout(self.part, f"rendering took over {self.limits.wall_seconds * 1000:.0f} ms")
         if self._ticks % _CPU_CHECK_EVERY == 0 and time.thread_time() > self._cpu_deadline:
-            raise LimitExceeded(self.part, f"rendering used over {self.limits.cpu_seconds * 1000:.0f} ms of CPU")
+            raise RenderTimeout(self.part, f"rendering used over {self.limits.cpu_seconds * 1000:.0f} ms of CPU")
 
     def guard_loop(self, iterable: Iterable[Any]) -> Iterator[Any]:
         for item in iterable:

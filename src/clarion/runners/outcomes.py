@@ -10,6 +10,7 @@ bad_address        ``failed``/``bad_address``; the address goes on the suppressi
 failed             ``failed``/``rejected``; the address is kept (a 5.7.x policy refusal is the sender's)
 config_error       back to ``queued`` without using an attempt; the campaign pauses with the reason
 render error       ``failed``/``render_error``: the template failed for this contact
+render timeout     like retry: the time cap depends on the moment (a collection, a loaded machine)
 =================  =================================================================================
 """
 
@@ -25,7 +26,7 @@ from sqlalchemy import Connection, update
 from ..channels.base import DeliveryResult, Outcome
 from ..config import Settings
 from ..delivery import ledger
-from ..delivery.errors import RenderError
+from ..delivery.errors import RenderError, RenderTimeout
 from ..domain.consent import SuppressionReason
 from ..domain.sending_time import retry_delay
 from ..services.consent import ConsentService
@@ -76,6 +77,11 @@ class Checkpoint:
 
     def _one(self, conn: Connection, campaign: Any, outcome: SendOutcome, now: datetime):
         row = outcome.item.row
+        if isinstance(outcome.error, RenderTimeout):  # the moment's fault (GC, load), not the template's
+            result = DeliveryResult(Outcome.RETRY, code="render_timeout", detail=str(outcome.error))
+            entry = ledger.LogEntry(row.id, campaign.id, row.attempts + 1, "retry", "render_timeout",
+                                    "render_timeout", None, str(outcome.error))
+            return "retry", self._retry(campaign, row, result, now, None), entry
         if outcome.error is not None:
             detail = str(outcome.error)
             return ("failed", ledger.change(row, "failed", reason="render_error", detail=detail, finished_at=now),
