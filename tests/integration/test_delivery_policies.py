@@ -42,6 +42,7 @@ def test_consent_and_suppression_decide_who_gets_a_broadcast(app):
     assert statuses(app, "spring") == {yes: ("sent", None), no: ("skipped", "no_consent"),
                                        gone: ("skipped", "suppressed")}
     assert progress(app, "spring")["counts"]["sent"] == 1
+    assert progress(app, "spring")["audience"] == 3  # counted on both stores (psycopg needs preserve_rowcount)
 
 
 def test_quiet_hours_defer_to_the_next_allowed_local_time_then_send(app):

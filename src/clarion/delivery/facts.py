@@ -61,7 +61,7 @@ def recipients(conn: Connection, scope: BatchScope, rows: Sequence[Any], profile
     consenting = _consenting(conn, scope, ids)
     eligible = _eligible(conn, scope.eligibility, ids, compile_context)
     recent = _recent_sends(conn, ids, now - scope.cap_lookback) if scope.cap_lookback else {}
-    taken = _addresses_taken(conn, scope, [row.id for row in rows], set(addresses.values()) - {None})
+    taken = _addresses_taken(conn, scope, [row.id for row in rows], set(ids), set(addresses.values()) - {None})
     # Another contact got this very message (same step) at this address: a shared mailbox gets it once.
     result = {}
     for row in rows:
@@ -156,18 +156,26 @@ def _recent_sends(conn: Connection, ids: Sequence[int], since: datetime) -> dict
     return found
 
 
-def _addresses_taken(conn: Connection, scope: BatchScope, batch_ids: Sequence[int],
+def _addresses_taken(conn: Connection, scope: BatchScope, batch_ids: Sequence[int], batch_contacts: set[int],
                      wanted: set[str]) -> dict[str, list[tuple[str, int]]]:
-    """For addresses of this batch: the (step, contact) of the campaign's deliveries sent or being sent to them."""
+    """For addresses of this batch: the (step, contact) of the campaign's deliveries to *other* contacts with
+    the same address, sent or being sent.
+
+    The address index is asked first: usually no other contact shares an address, and then the ledger is
+    not read at all, so the cost does not grow with the deliveries already sent.
+    """
     if scope.channel != "email" and scope.channel not in PHONE_CHANNELS or not wanted:
         return {}
     column = contacts.c.email if scope.channel == "email" else contacts.c.phone
-    d = deliveries.c
-    rows = conn.execute(select(column, d.step, d.contact_id)
-                        .select_from(deliveries.join(contacts, contacts.c.id == d.contact_id))
-                        .where(d.campaign_id == scope.campaign_id, d.channel == scope.channel,
-                               d.status.in_(("sent", "leased")), d.id.not_in(batch_ids), column.in_(sorted(wanted))))
+    owners = conn.execute(select(contacts.c.id, column).where(column.in_(sorted(wanted)))).all()
+    others = {contact_id: address for contact_id, address in owners if contact_id not in batch_contacts}
     found: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for address, step, contact_id in rows:
-        found[address].append((step, contact_id))
+    if others:
+        d = deliveries.c
+        rows = conn.execute(select(d.contact_id, d.step).where(
+            d.contact_id.in_(sorted(others)), d.campaign_id == scope.campaign_id, d.channel == scope.channel,
+            d.status.in_(("sent", "leased")), d.id.not_in(batch_ids)))
+        for contact_id, step in rows:
+            found[others[contact_id]].append((step, contact_id))
+    # Contacts of this batch sharing an address with each other are handled by the dispatcher, row by row.
     return found

@@ -55,10 +55,10 @@ def lease(conn: Connection, rows: Sequence[Any], worker: str, now: datetime, lea
     """Marks ``rows`` leased by ``worker`` until ``now + lease_for``; each lease is one attempt."""
     if not rows:
         return
-    conn.execute(update(deliveries).where(deliveries.c.id == bindparam("b_id")).values(
+    # One statement for the batch: every row gets the same values.
+    conn.execute(update(deliveries).where(deliveries.c.id.in_([row.id for row in rows])).values(
         status="leased", lease_owner=worker, due_at=now + lease_for, attempts=deliveries.c.attempts + 1,
-        first_attempt_at=func.coalesce(deliveries.c.first_attempt_at, now), reason=None, detail=None),
-        [{"b_id": row.id} for row in rows])
+        first_attempt_at=func.coalesce(deliveries.c.first_attempt_at, now), reason=None, detail=None))
 
 
 def settle(conn: Connection, changes: Iterable[dict[str, Any]]) -> None:

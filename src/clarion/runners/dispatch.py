@@ -188,11 +188,13 @@ class Dispatcher:
         gate = asyncio.Semaphore(max(binding.concurrency, 1))
 
         async def one(item: Leased) -> SendOutcome:
-            try:
-                message = binding.composer.compose(batch.campaign, item, batch.now)
-            except RenderError as exc:
-                return SendOutcome(item, None, None, exc)
+            # Composed inside the gate: while one message is on the wire the next is being rendered,
+            # instead of rendering the whole batch before the first byte goes out.
             async with gate:
+                try:
+                    message = binding.composer.compose(batch.campaign, item, batch.now)
+                except RenderError as exc:
+                    return SendOutcome(item, None, None, exc)
                 return SendOutcome(item, message, await binding.channel.send(message))
 
         return list(await asyncio.gather(*(one(item) for item in batch.items)))

@@ -74,7 +74,8 @@ def _insert(conn: Connection, campaign: Any, members, due: datetime) -> int:
     insert = deliveries.insert().from_select(
         ["campaign_id", "step", "contact_id", "channel", "status", "due_at", "attempts", "marketing", "created_at"],
         query)
-    return conn.execute(insert).rowcount
+    # psycopg reports -1 for INSERT ... SELECT unless asked to keep the count.
+    return conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
 
 
 def enqueue_one(conn: Connection, campaign: Any, contact_id: int, *, key: str | None, data: dict | None,
