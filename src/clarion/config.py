@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # Retries: full-jitter exponential backoff from base to cap (seconds).
     retry_base_seconds: float = 30.0
     retry_cap_seconds: float = 3_600.0
+    # Web push endpoints on loopback or private addresses are refused (SSRF); tests with a local push
+    # service turn this on.
+    webpush_allow_private_endpoints: bool = False
     # `clarion serve` runs a delivery worker in the same process (the SQLite set-up).
     serve_worker: bool = True
 
