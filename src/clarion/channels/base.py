@@ -49,3 +49,20 @@ class EmailChannel(Protocol):
     async def send(self, message: OutboundEmail) -> DeliveryResult: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutboundSms:
+    """One rendered text message: ``to`` and ``sender`` in E.164 (or a sender pool's messaging service)."""
+
+    to: str
+    body: str
+    message_id: str  # Clarion's id for the message (the delivery's), echoed in status callbacks
+    idempotency_key: str
+    sender: str | None = None  # a number or alphanumeric sender; None: the channel's pool decides
+
+
+class SmsChannel(Protocol):
+    async def send(self, message: OutboundSms) -> DeliveryResult: ...
+
+    async def aclose(self) -> None: ...
