@@ -79,6 +79,16 @@ class Settings(BaseSettings):
     # Retries: full-jitter exponential backoff from base to cap (seconds).
     retry_base_seconds: float = 30.0
     retry_cap_seconds: float = 3_600.0
+    # SMS: twilio, console (development) or none. Twilio's API base URL is a setting so tests can use a peer.
+    sms_transport: Literal["twilio", "console", "none"] = "none"
+    sms_from: str = ""  # E.164 number or alphanumeric sender; empty: the messaging service (sender pool)
+    sms_opt_out_hint: str = "Reply STOP to unsubscribe."
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_messaging_service_sid: str = ""
+    twilio_base_url: str = "https://api.twilio.com"
+    sms_rate_per_second: float = 0.0
+    sms_concurrency: int = 4
     # Web push endpoints on loopback or private addresses are refused (SSRF); tests with a local push
     # service turn this on.
     webpush_allow_private_endpoints: bool = False

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
 
-from .base import DeliveryResult, OutboundEmail, Outcome
+from .base import DeliveryResult, OutboundEmail, OutboundSms, Outcome
 
 _SAFE = "@.+-_=~"  # kept as is in file names; anything else (a "/" in a Message-ID ...) is %-escaped
 _SUBJECT_CHARS = 120  # a console line stays readable
@@ -60,6 +60,21 @@ class ConsoleChannel:
             subject = subject[:_SUBJECT_CHARS - 1] + "…"
         self.stream.write(f"email to={message.recipient} subject={subject!r} id={message.message_id} "
                           f"bytes={len(message.data)}\n")
+        self.stream.flush()
+        return DeliveryResult(Outcome.SENT, provider_id=message.message_id)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class ConsoleSmsChannel:
+    """Prints ``sms to=... body=...`` for development; the message id is the ``provider_id``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    async def send(self, message: OutboundSms) -> DeliveryResult:
+        self.stream.write(f"sms to={message.to} body={message.body!r} id={message.message_id}\n")
         self.stream.flush()
         return DeliveryResult(Outcome.SENT, provider_id=message.message_id)
 

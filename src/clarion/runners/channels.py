@@ -9,6 +9,7 @@ from pathlib import Path
 from ..config import Settings
 from ..delivery.dkim_signing import DkimSigner
 from ..delivery.email_compose import EmailComposer
+from ..delivery.sms_compose import SmsComposer
 from .dispatch import ChannelBinding
 
 
@@ -37,11 +38,30 @@ def email_transport(settings: Settings):
         tls_verify=settings.smtp_tls_verify, ca_file=settings.smtp_ca_file or None))
 
 
+def sms_transport(settings: Settings):
+    if settings.sms_transport == "console":
+        from ..channels.file import ConsoleSmsChannel
+
+        return ConsoleSmsChannel(sys.stdout)
+    from ..channels.sms_twilio import TwilioSettings, TwilioSmsChannel
+
+    return TwilioSmsChannel(TwilioSettings(
+        account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token,
+        base_url=settings.twilio_base_url, from_number=settings.sms_from or None,
+        messaging_service_sid=settings.twilio_messaging_service_sid or None,
+        max_connections=settings.sms_concurrency))
+
+
 def build_channels(settings: Settings) -> dict[str, ChannelBinding]:
     email = ChannelBinding(EmailComposer(settings, email_signer(settings)), email_transport(settings),
                            concurrency=settings.smtp_pool_size, rate_per_second=settings.email_rate_per_second,
                            rate_burst=settings.email_rate_burst)
-    return {"email": email}
+    bindings = {"email": email}
+    if settings.sms_transport != "none":
+        bindings["sms"] = ChannelBinding(SmsComposer(settings), sms_transport(settings),
+                                         concurrency=settings.sms_concurrency,
+                                         rate_per_second=settings.sms_rate_per_second)
+    return bindings
 
 
 async def close_channels(channels: Mapping[str, ChannelBinding]) -> None:

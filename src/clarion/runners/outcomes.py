@@ -27,11 +27,13 @@ from ..channels.base import DeliveryResult, Outcome
 from ..config import Settings
 from ..delivery import ledger
 from ..delivery.errors import RenderError, RenderTimeout
-from ..domain.consent import SuppressionReason
+from ..domain.consent import Channel, ConsentStatus, SuppressionReason
 from ..domain.sending_time import retry_delay
 from ..services.consent import ConsentService
 from ..store.schema_delivery import campaigns
 from ..store.schema_scores import engagements
+
+TWILIO_OPTED_OUT = "21610"  # Twilio: "Attempt to send to unsubscribed recipient"
 
 
 @dataclass
@@ -97,7 +99,7 @@ class Checkpoint:
         if result.outcome is Outcome.RETRY:
             return "retry", self._retry(campaign, row, result, now, message_id), entry
         if result.outcome is Outcome.BAD_ADDRESS:
-            self._suppress(conn, campaign.channel, outcome.item.address, result)
+            self._suppress(conn, campaign.channel, outcome.item, result)
             return "bad_address", ledger.change(row, "failed", reason="bad_address", detail=_said(result),
                                                 finished_at=now, message_id=message_id), entry
         if result.outcome is Outcome.FAILED:
@@ -115,10 +117,15 @@ class Checkpoint:
         return ledger.change(row, "deferred", reason="retry", detail=_said(result),
                              due_at=now + timedelta(seconds=delay), message_id=message_id)
 
-    def _suppress(self, conn: Connection, channel: str, address: str, result: DeliveryResult) -> None:
+    def _suppress(self, conn: Connection, channel: str, item: Any, result: DeliveryResult) -> None:
+        if channel == "sms" and result.code == TWILIO_OPTED_OUT:
+            # The number replied STOP to the carrier: that is the person's opt-out, not a dead address.
+            self.consent.record(conn, item.row.contact_id, Channel.SMS, ConsentStatus.OPTED_OUT,
+                                source="sms_keyword", proof={"keyword": f"STOP (provider code {result.code})"})
+            return
         kind = "email" if channel == "email" else "phone" if channel in ("sms", "whatsapp", "voice") else None
         if kind is not None:
-            self.consent.suppress(conn, kind, address, SuppressionReason.HARD_BOUNCE, note=_said(result)[:500])
+            self.consent.suppress(conn, kind, item.address, SuppressionReason.HARD_BOUNCE, note=_said(result)[:500])
 
     def auto_pause(self, conn: Connection, campaign: Any, now: datetime) -> None:
         options = campaign.settings
