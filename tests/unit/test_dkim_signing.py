@@ -18,7 +18,7 @@ from dkim.canonicalization import Relaxed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clarion.delivery.dkim_signing import DkimSigner, parse_message, relaxed_body
+from clarion.delivery.dkim_signing import DkimSigner, parse_message, relaxed_body, relaxed_header
 from clarion.delivery.email_message import EmailSpec, build_email
 
 SIGNED_AT = 1_772_380_800  # 2026-03-01 16:00:00 UTC, in seconds
@@ -238,3 +238,59 @@ def test_the_fast_message_split_equals_dkimpys_parse(subject, text):
     for variant in (message, message.replace(b"\r\n", b"\n")):
         # then the split is the one dkimpy's own parser makes
         assert parse_message(variant) == dkim.rfc822_parse(variant)
+
+
+# Header fields as a sender or a relay may write them: mixed-case names (some signed, some repeated),
+# values with tabs, runs of spaces, trailing whitespace and folds (CRLF then WSP).
+_names = st.sampled_from(["From", "from", "TO", "Subject", "subject", "Cc", "Date", "X-Tag", "List-Unsubscribe",
+                          "Message-ID", "Content-Type"])
+_pieces = st.lists(st.sampled_from(["a", "b=c", "<x@y>", " ", "  ", "\t", " \t ", "é", ";", ":", "\x0b", "\r"]),
+                   max_size=8).map("".join)
+_value = st.lists(_pieces, min_size=1, max_size=4).map(lambda parts: "\r\n ".join(parts).replace("\r\n  ", "\r\n\t"))
+_header_block = st.lists(st.tuples(_names, _value), min_size=1, max_size=12)
+
+
+def _message(fields: list[tuple[str, str]], body: bytes = b"Hi  there \t\r\n\r\n") -> bytes:
+    head = b"".join(f"{name}:{value}".encode() + b"\r\n" for name, value in fields)
+    return head.replace(b"\r\r\n", b"\r\n") + b"\r\n" + body
+
+
+@settings(max_examples=500, deadline=None)
+@given(fields=_header_block)
+def test_the_fast_header_parse_and_relaxed_canonicalisation_equal_dkimpys(fields):
+    # given a message with any header block; then the parse is dkimpy's and so is each canonical header
+    message = _message(fields)
+    headers, body = parse_message(message)
+    assert (headers, body) == dkim.rfc822_parse(message)
+    expected = [name + b":" + value for name, value in Relaxed.canonicalize_headers(headers)]
+    assert [relaxed_header(name, value) for name, value in headers] == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.binary(min_size=1, max_size=10),
+       value=st.binary(max_size=40) | st.text(" \t\r\n\x0b\x0ca", max_size=20).map(str.encode))
+def test_the_fast_relaxed_header_equals_dkimpys_on_any_bytes(name, value):
+    # given any name and value (even unlike rfc822_parse's output); then both canonicalisations agree
+    [(canonical_name, canonical_value)] = Relaxed.canonicalize_headers([(name, value)])
+    assert relaxed_header(name, value) == canonical_name + b":" + canonical_value
+
+
+@pytest.fixture(scope="module")
+def small_rsa_pem() -> bytes:
+    return pem(rsa.generate_private_key(public_exponent=65537, key_size=1024))
+
+
+@settings(max_examples=60, deadline=None)
+@given(fields=_header_block.filter(lambda fields: any(name.lower() == "from" for name, _ in fields)))
+def test_the_signature_of_any_header_block_is_the_one_dkimpy_writes(small_rsa_pem, fields):
+    # given a message with repeated, folded, mixed-case headers, signed by both in the same second
+    message = _message(fields)
+    signer = DkimSigner("shop.example", "s", small_rsa_pem, clock=lambda: SIGNED_AT)
+    include = list(signer.signed_names(name for name, _ in dkim.rfc822_parse(message)[0]))
+    with time_machine.travel(SIGNED_AT, tick=False):
+        reference = dkim.sign(message, b"s", b"shop.example", small_rsa_pem, canonicalize=(b"relaxed", b"relaxed"),
+                              include_headers=include)
+    # then the headers are identical, and it verifies
+    signed = signer.sign(message)
+    assert signed == reference + message
+    assert verify(signed, signer)
