@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from delivery_world import make_campaign, progress, run
 from sqlalchemy import select
 
+from clarion.bootstrap import Clarion
 from clarion.channels.base import DeliveryResult, Outcome
 from clarion.delivery.sms_compose import SmsComposer
 from clarion.domain.consent import Channel, ConsentStatus
@@ -15,6 +16,7 @@ from clarion.runners.dispatch import ChannelBinding
 from clarion.runners.worker import Worker
 from clarion.services.identity import Identifiers
 from clarion.store.schema_delivery import deliveries
+from twilio_peer import TwilioPeer
 
 SMS_TEMPLATE = {"default": {"sms": {"text": "{{ contact.first_name }}, 20% off today only."}}}
 
@@ -77,3 +79,29 @@ def test_a_stopped_number_is_an_opt_out_and_an_invalid_one_is_suppressed(app):
         assert app.consent.suppression(conn, "phone", "+14155550111") is None
         assert app.consent.suppression(conn, "phone", "+14155550112")["reason"] == "hard_bounce"
     assert progress(app, "flash")["counts"]["failed"] == 2
+
+
+def test_an_sms_campaign_goes_through_the_twilio_adapter_to_a_local_peer(app):
+    # given the Twilio settings pointing at a local peer that speaks the Messages API
+    ana = add_phone_contact(app, "+14155550120")
+    stopped = add_phone_contact(app, "+14155550002", first_name="Bo")  # the peer answers 21610 for ...0002
+    make_campaign(app, "flash", channel="sms", rule="phone exists", template_document=SMS_TEMPLATE,
+                  clock=lambda: datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+    with TwilioPeer() as peer:
+        settings = app.settings.model_copy(update={
+            "sms_transport": "twilio", "twilio_account_sid": peer.account_sid, "twilio_auth_token": peer.auth_token,
+            "twilio_base_url": peer.base_url, "sms_from": "+14155550100"})
+        sender = Clarion.from_settings(settings)
+        try:
+            run(Worker(sender, clock=lambda: datetime(2026, 11, 23, 12, 0, tzinfo=UTC)))
+        finally:
+            sender.close()
+        # then Twilio got one message with the sender and the idempotency token; the STOPped number opted out
+        (message,) = peer.messages
+        assert message["to"] == "+14155550120" and message["from"] == "+14155550100"
+        assert message["body"].endswith("Reply STOP to unsubscribe.")
+        assert all(r.idempotency_token for r in peer.requests)
+    with app.store.read() as conn:
+        rows = {r.contact_id: (r.status, r.provider_id) for r in conn.execute(select(deliveries))}
+        assert rows[ana] == ("sent", message["sid"])
+        assert app.consent.state(conn, stopped)[("sms", "*")] == ConsentStatus.OPTED_OUT

@@ -1,0 +1,206 @@
+"""A local Twilio Messages API for tests: ``http.server`` on 127.0.0.1 (an ephemeral port), in a thread.
+
+    with TwilioPeer(account_sid="AC...", auth_token="secret") as peer:
+        ... POST to peer.base_url + "/2010-04-01/Accounts/AC.../Messages.json" ...
+        peer.requests, peer.messages
+        peer.send_status_callback(url, sid)       # a signed delivery receipt, as Twilio posts it
+
+It checks basic auth (wrong: 401, code 20003) and the account SID of the path (another: 404, code
+20404), then answers by the recipient number's ending (``DEFAULT_ANSWERS``: "...0001" is 21211, "...0429"
+is 429 with Retry-After ...), else 201 with a message resource (sid "SM" + 32 hex, status "queued", or
+"accepted" for a sender pool). Every request is recorded; a repeated ``I-Twilio-Idempotency-Token``
+gets the first answer again and creates no second message, as Twilio does. The error bodies have
+Twilio's shape: ``{"code": 21211, "message": ..., "more_info": ..., "status": 400}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlencode
+
+from clarion.channels.sms_segments import count_segments
+
+BODY_LIMIT = 1600  # characters: Twilio refuses a longer body with 21617
+POLL = 0.02  # seconds: how soon shutdown() is noticed (http.server polls; its 0.5 s default slows every test)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    code: int | None = None
+    message: str = ""
+    retry_after: str | None = None  # the Retry-After header, as sent
+
+
+DEFAULT_ANSWERS: Mapping[str, Answer] = {
+    "0001": Answer(400, 21211, "The 'To' number +1555... is not a valid phone number."),
+    "0002": Answer(400, 21610, "Attempt to send to unsubscribed recipient"),
+    "0003": Answer(400, 21614, "'To' number is not a valid mobile number"),
+    "0004": Answer(400, 21612, "The 'To' phone number is not currently reachable via SMS"),
+    "0005": Answer(400, 21408, "Permission to send an SMS has not been enabled for the region"),
+    "0006": Answer(400, 21606, "The 'From' phone number provided is not a valid message-capable number"),
+    "0007": Answer(400, 30007, "Message filtered"),  # any other 4xx: FAILED
+    "0429": Answer(429, 20429, "Too Many Requests", retry_after="7"),
+    "0500": Answer(500, 20500, "Internal Server Error"),
+    "0503": Answer(503, None, "Service Unavailable"),
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    form: dict[str, str]
+
+    @property
+    def idempotency_token(self) -> str | None:
+        return self.headers.get("i-twilio-idempotency-token")
+
+
+@dataclass
+class TwilioPeer:
+    account_sid: str = "AC" + "0" * 32
+    auth_token: str = "test-auth-token"
+    answers: Mapping[str, Answer] = field(default_factory=lambda: dict(DEFAULT_ANSWERS))
+    requests: list[Request] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    _replies: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "the peer is not started"
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> TwilioPeer:
+        peer = self
+
+        class Handler(_Handler):
+            twilio = peer
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL,), name="twilio-peer",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def __enter__(self) -> TwilioPeer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def handle(self, path: str, headers: dict[str, str], form: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """The answer to one POST: recorded first, replayed for a token already answered."""
+        request = Request(path, headers, form)
+        with self._lock:
+            self.requests.append(request)
+            token = request.idempotency_token
+            if token is not None and token in self._replies:
+                return self._replies[token]
+            status, extra, payload = self._answer(request)
+            reply = status, {"Content-Type": "application/json"} | extra, json.dumps(payload).encode()
+            if token is not None:
+                self._replies[token] = reply
+            return reply
+
+    def _answer(self, request: Request) -> tuple[int, dict[str, str], dict]:
+        if request.headers.get("authorization") != _basic(self.account_sid, self.auth_token):
+            return _error(Answer(401, 20003, "Authenticate"))
+        if request.path != f"/2010-04-01/Accounts/{self.account_sid}/Messages.json":
+            return _error(Answer(404, 20404, f"The requested resource {request.path} was not found"))
+        form = request.form
+        if not form.get("From") and not form.get("MessagingServiceSid"):
+            return _error(Answer(400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required"))
+        if len(form.get("Body", "")) > BODY_LIMIT:
+            return _error(Answer(400, 21617, "The concatenated message body exceeds the 1600 character limit"))
+        to = form.get("To", "")
+        for ending, answer in self.answers.items():
+            if to.endswith(ending):
+                return _error(answer)
+        message = self._message(form)
+        self.messages.append(message)
+        return 201, {}, message
+
+    def _message(self, form: dict[str, str]) -> dict:
+        body = form.get("Body", "")
+        pool = form.get("MessagingServiceSid")
+        return {
+            "sid": "SM" + secrets.token_hex(16), "account_sid": self.account_sid, "api_version": "2010-04-01",
+            "to": form.get("To"), "from": form.get("From"), "messaging_service_sid": pool, "body": body,
+            "status": "accepted" if pool and not form.get("From") else "queued",
+            "num_segments": str(count_segments(body).segments), "direction": "outbound-api",
+            "error_code": None, "error_message": None, "price": None,
+            "status_callback": form.get("StatusCallback"),
+        }
+
+    def send_status_callback(self, url: str, sid: str, status: str = "delivered", **extra: str) -> int:
+        """POSTs a delivery receipt to ``url`` signed as Twilio signs it; returns the HTTP status."""
+        params = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
+                  "AccountSid": self.account_sid, "ApiVersion": "2010-04-01"} | extra
+        request = urllib.request.Request(url, data=urlencode(params).encode(), method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": sign(self.auth_token, url, params)})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+
+
+def sign(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    """Twilio's webhook signature, written out here on its own so that the tests check the channel's."""
+    data = url + "".join(name + params[name] for name in sorted(params))
+    return base64.b64encode(hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _error(answer: Answer) -> tuple[int, dict[str, str], dict]:
+    headers = {"Retry-After": answer.retry_after} if answer.retry_after else {}
+    more_info = f"https://www.twilio.com/docs/errors/{answer.code}" if answer.code else None
+    return answer.status, headers, {"code": answer.code, "message": answer.message, "more_info": more_info,
+                                    "status": answer.status}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    twilio: TwilioPeer
+    protocol_version = "HTTP/1.1"  # keep-alive, as the channel's pool expects
+
+    def do_POST(self) -> None:  # noqa: N802 (named by http.server)
+        length = int(self.headers.get("Content-Length") or 0)
+        form = dict(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        status, extra, body = self.twilio.handle(self.path, headers, form)
+        self.send_response(status)
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's signature)
+        pass  # quiet: pytest shows failures, not every request
