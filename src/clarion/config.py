@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     twilio_auth_token: str = ""
     twilio_messaging_service_sid: str = ""
     twilio_base_url: str = "https://api.twilio.com"
+    # Ask Twilio for delivery receipts at {public_url}/hooks/twilio/sms/status (needs a public https URL).
+    twilio_status_callbacks: bool = False
     sms_rate_per_second: float = 0.0
     sms_concurrency: int = 4
     # Web push endpoints on loopback or private addresses are refused (SSRF); tests with a local push

@@ -49,6 +49,8 @@ def sms_transport(settings: Settings):
         account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token,
         base_url=settings.twilio_base_url, from_number=settings.sms_from or None,
         messaging_service_sid=settings.twilio_messaging_service_sid or None,
+        status_callback_url=(f"{settings.public_url.rstrip('/')}/hooks/twilio/sms/status"
+                             if settings.twilio_status_callbacks else None),
         max_connections=settings.sms_concurrency))
 
 
