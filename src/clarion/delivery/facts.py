@@ -54,15 +54,16 @@ def recipients(conn: Connection, scope: BatchScope, rows: Sequence[Any], profile
                now: datetime, compile_context: CompileContext | None) -> dict[int, Recipient]:
     """One :class:`Recipient` per delivery id of ``rows`` (deliveries of one campaign and channel)."""
     ids = sorted({row.contact_id for row in rows if row.contact_id in profiles})
-    addresses = {cid: _address(conn, scope.channel, profiles[cid]) for cid in ids}
     if scope.channel in DEVICE_KINDS:
         addresses = _device_addresses(conn, scope.channel, ids)
+    else:
+        addresses = {cid: _address(scope.channel, profiles[cid]) for cid in ids}
     suppressed = _suppressions(conn, scope.channel, addresses)
     consenting = _consenting(conn, scope, ids)
     eligible = _eligible(conn, scope.eligibility, ids, compile_context)
     recent = _recent_sends(conn, ids, now - scope.cap_lookback) if scope.cap_lookback else {}
-    taken = _addresses_taken(conn, scope, [row.id for row in rows], set(ids), set(addresses.values()) - {None})
     # Another contact got this very message (same step) at this address: a shared mailbox gets it once.
+    taken = _addresses_taken(conn, scope, [row.id for row in rows], set(ids), set(addresses.values()) - {None})
     result = {}
     for row in rows:
         profile = profiles.get(row.contact_id) if row.contact_id is not None else None
@@ -80,7 +81,7 @@ def recipients(conn: Connection, scope: BatchScope, rows: Sequence[Any], profile
     return result
 
 
-def _address(conn: Connection, channel: str, profile: Mapping[str, Any]) -> str | None:
+def _address(channel: str, profile: Mapping[str, Any]) -> str | None:
     if channel == "email":
         return profile.get("email")
     if channel in PHONE_CHANNELS:

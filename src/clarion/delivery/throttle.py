@@ -47,15 +47,11 @@ def give_back(conn: Connection, key: str, tokens: int, burst: float) -> None:
     if tokens > 0:
         column = throttle_buckets.c.tokens
         conn.execute(update(throttle_buckets).where(throttle_buckets.c.key == key)
-                     .values(tokens=_least(conn, column + tokens, max(burst, 1.0))))
+                     .values(tokens=_at_most(column + tokens, max(burst, 1.0))))
 
 
-def _least(conn: Connection, expression, bound: float):
+def _at_most(expression, bound: float):
     return case((expression > bound, bound), else_=expression)
-
-
-def seconds_until_token(rate: float) -> float:
-    return 1.0 / rate if rate > 0 else 0.0
 
 
 def claim_slots(conn: Connection, key: str, holder: str, want: int, limit: int, now: datetime,

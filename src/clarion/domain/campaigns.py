@@ -58,6 +58,12 @@ def _quiet_hours_map(value: dict[str, str] | None) -> dict[str, str] | None:
     return value
 
 
+def _window_for(windows: dict[str, str], channel: str) -> QuietHours | None:
+    """The channel's own window, else the "*" one; none when neither is set (or it is empty)."""
+    window = windows.get(channel, windows.get(ANY_CHANNEL))
+    return QuietHours.parse(window) if window else None
+
+
 class DeliveryDefaults(_Strict):
     """The workspace's defaults: quiet hours per channel, frequency caps, the global holdout."""
 
@@ -74,8 +80,7 @@ class DeliveryDefaults(_Strict):
         return _quiet_hours_map(value)
 
     def quiet_hours_for(self, channel: str) -> QuietHours | None:
-        window = self.quiet_hours.get(channel, self.quiet_hours.get(ANY_CHANNEL))
-        return QuietHours.parse(window) if window else None
+        return _window_for(self.quiet_hours, channel)
 
 
 class Sender(_Strict):
@@ -105,8 +110,7 @@ class CampaignSettings(_Strict):
     def quiet_hours_for(self, channel: str, defaults: DeliveryDefaults) -> QuietHours | None:
         if self.quiet_hours is None:
             return defaults.quiet_hours_for(channel)
-        window = self.quiet_hours.get(channel, self.quiet_hours.get(ANY_CHANNEL))
-        return QuietHours.parse(window) if window else None
+        return _window_for(self.quiet_hours, channel)
 
     def caps_for(self, channel: str, defaults: DeliveryDefaults) -> tuple[FrequencyCap, ...]:
         caps = defaults.caps if self.caps is None else self.caps

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -32,10 +32,9 @@ from ..delivery.throttle import give_back, take_tokens
 from ..domain.rules import RuleError
 from ..services.clock import utcnow
 from ..services.delivery_defaults import defaults_version, get_defaults
-from ..services.segments import SegmentService
 from ..store.engine import Store
 from ..store.schema_delivery import campaigns
-from .loaded_campaign import LoadedCampaign, load_campaign
+from .loaded_campaign import LoadedCampaign, eligibility_context, load_campaign
 from .outcomes import Checkpoint, SendOutcome
 
 ADVISORY_NAMESPACE = 0x436C_6172 << 32  # "Clar": keeps Clarion's advisory lock keys apart from others'
@@ -91,10 +90,11 @@ class Dispatcher:
     def lease(self, campaign_id: int, limit: int | None = None) -> Batch | None:
         with self.store.write() as conn:
             now = self.clock()
-            status = conn.execute(select(campaigns.c.status).where(campaigns.c.id == campaign_id)).scalar()
-            if status != "running":
+            current = conn.execute(select(campaigns.c.status, campaigns.c.updated_at)
+                                   .where(campaigns.c.id == campaign_id)).first()
+            if current is None or current.status != "running":
                 return None
-            campaign = self._campaign(conn, campaign_id)
+            campaign = self._campaign(conn, campaign_id, current.updated_at)
             binding = self.channels.get(campaign.channel)
             if binding is not None and binding.concurrency <= 0:
                 return None  # no connection slot for this worker right now (throttle.claim_slots)
@@ -111,10 +111,9 @@ class Dispatcher:
             self._return_tokens(conn, campaign.channel, binding, granted - len(batch.items))
             return batch
 
-    def _campaign(self, conn: Connection, campaign_id: int) -> LoadedCampaign:
-        # A change of the campaign, its template or the workspace defaults reloads it.
-        version = (conn.execute(select(campaigns.c.updated_at).where(campaigns.c.id == campaign_id)).scalar_one(),
-                   defaults_version(conn))
+    def _campaign(self, conn: Connection, campaign_id: int, updated_at: datetime) -> LoadedCampaign:
+        # A change of the campaign, its template (which touches the campaign) or the workspace defaults reloads it.
+        version = (updated_at, defaults_version(conn))
         cached = self._campaigns.get(campaign_id)
         if cached is None or cached.version != version:
             cached = load_campaign(conn, campaign_id, get_defaults(conn), self.settings, version)
@@ -128,7 +127,7 @@ class Dispatcher:
                               "FROM unnest(CAST(:ids AS bigint[])) AS id ORDER BY id"),
                          {"ns": ADVISORY_NAMESPACE, "ids": contact_ids})
         profiles = load_contacts(conn, contact_ids)
-        context = SegmentService(self.settings, clock=lambda: now).context(conn) if campaign.eligibility else None
+        context = eligibility_context(conn, self.settings, campaign, now)
         try:
             facts = recipients(conn, campaign.scope, rows, profiles, now, context)
         except RuleError as exc:  # fail closed: nothing is sent while a compliance rule cannot be evaluated
@@ -143,7 +142,7 @@ class Dispatcher:
         for row in rows:
             recipient = facts[row.id]
             if (recipient.address, row.step) in taken:  # two contacts of this batch share the address
-                recipient = type(recipient)(**{**recipient.__dict__, "duplicate": True})
+                recipient = replace(recipient, duplicate=True)
             decision = evaluate(DeliveryCase(recipient, row.created_at, now), campaign.rules).decision
             if decision.action == "send":
                 taken.add((recipient.address, row.step))

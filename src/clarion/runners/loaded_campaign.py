@@ -6,7 +6,7 @@ Loading parses the stored JSON once per campaign version (``updated_at``), not o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -18,7 +18,9 @@ from ..delivery.policies import CampaignRules
 from ..delivery.template_store import template_from_document
 from ..domain.campaigns import CampaignSettings, DeliveryDefaults
 from ..domain.rules import Rule
+from ..segments.compiler import CompileContext
 from ..segments.rule_json import rule_from_json
+from ..services.segments import SegmentService
 from ..store.schema_delivery import campaigns, templates
 
 
@@ -62,6 +64,14 @@ def load_campaign(conn: Connection, campaign_id: int, defaults: DeliveryDefaults
                           marketing=row.marketing, version=version or row.updated_at,
                           template=template_from_document(document), settings=options, rules=rules,
                           eligibility=eligibility, scope=scope)
+
+
+def eligibility_context(conn: Connection, settings: Settings, campaign: LoadedCampaign,
+                        now: datetime) -> CompileContext | None:
+    """What the campaign's eligibility rule is compiled against at ``now`` (None: it has no rule)."""
+    if campaign.eligibility is None:
+        return None
+    return SegmentService(settings, clock=lambda: now).context(conn)
 
 
 def _cap_lookback(caps) -> timedelta | None:

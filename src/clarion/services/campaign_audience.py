@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, literal, select
+from sqlalchemy import Connection, case, literal, select
 
 from ..domain.campaigns import Schedule
 from ..domain.errors import FieldError, NotFound
@@ -53,24 +53,26 @@ def enqueue_audience(conn: Connection, campaign: Any, segment_service: Any, defa
     plan = Schedule.model_validate(campaign.schedule or {})
     if plan.mode != "local":
         due = max(plan.at, now) if plan.mode == "at" and plan.at else now
-        return _insert(conn, campaign, select(audience.c[0]), due)
-    zones = conn.execute(select(contacts.c.timezone).where(contacts.c.id.in_(select(audience.c[0])))
-                         .group_by(contacts.c.timezone)).scalars().all()
-    total = 0
-    for name in zones:
-        zone = zoneinfo(name, default_timezone)
-        due = max(local_instant(plan.date, plan.time, zone), now)
-        same_zone = contacts.c.timezone.is_(None) if name is None else contacts.c.timezone == name
-        members = select(contacts.c.id).where(contacts.c.id.in_(select(audience.c[0])), same_zone)
-        total += _insert(conn, campaign, members, due)
-    return total
+        return _insert(conn, campaign, select(audience.c[0], literal(due, UtcDateTime())))
+    members = contacts.c.id.in_(select(audience.c[0]))
+    # One due time per distinct zone, mapped in SQL: the audience is evaluated twice, not once per zone.
+    zones = conn.execute(select(contacts.c.timezone).where(members).group_by(contacts.c.timezone)).scalars().all()
+
+    def due_in(name: str | None) -> datetime:
+        return max(local_instant(plan.date, plan.time, zoneinfo(name, default_timezone)), now)
+
+    per_zone = {name: literal(due_in(name), UtcDateTime()) for name in zones if name is not None}
+    otherwise = literal(due_in(None), UtcDateTime())  # no zone: the workspace default
+    due_at = case(per_zone, value=contacts.c.timezone, else_=otherwise) if per_zone else otherwise
+    return _insert(conn, campaign, select(contacts.c.id, due_at).where(members))
 
 
-def _insert(conn: Connection, campaign: Any, members, due: datetime) -> int:
-    source = members.subquery()
-    query = select(literal(campaign.id), literal(MAIN_STEP), source.c[0], literal(campaign.channel),
-                   literal("queued"), literal(due, UtcDateTime()), literal(0), literal(bool(campaign.marketing)),
-                   literal(due, UtcDateTime()))
+def _insert(conn: Connection, campaign: Any, members_and_due) -> int:
+    """Inserts a queued delivery for each (contact id, due time) row of ``members_and_due``."""
+    source = members_and_due.subquery()
+    contact_id, due = source.c[0], source.c[1]
+    query = select(literal(campaign.id), literal(MAIN_STEP), contact_id, literal(campaign.channel),
+                   literal("queued"), due, literal(0), literal(bool(campaign.marketing)), due)
     insert = deliveries.insert().from_select(
         ["campaign_id", "step", "contact_id", "channel", "status", "due_at", "attempts", "marketing", "created_at"],
         query)

@@ -25,7 +25,7 @@ from ..domain.campaigns import Schedule
 from ..domain.errors import NotFound
 from ..domain.profiles import zoneinfo
 from ..domain.sending_time import local_instant
-from ..runners.loaded_campaign import LoadedCampaign, load_campaign
+from ..runners.loaded_campaign import LoadedCampaign, eligibility_context, load_campaign
 from ..segments.compiler import compile_rule
 from ..segments.rule_json import rule_from_json
 from ..store.schema import contacts
@@ -71,7 +71,7 @@ class CampaignInsight:
         return list(conn.execute(query).scalars())
 
     def _context(self, conn: Connection, campaign: LoadedCampaign, now: datetime):
-        return SegmentService(self.settings, clock=lambda: now).context(conn) if campaign.eligibility else None
+        return eligibility_context(conn, self.settings, campaign, now)
 
     def _predict(self, campaign: LoadedCampaign, plan: Schedule, item: Any, profile: dict | None, recipient: Any,
                  now: datetime) -> dict[str, Any]:
