@@ -91,9 +91,50 @@ class Settings(BaseSettings):
     twilio_status_callbacks: bool = False
     sms_rate_per_second: float = 0.0
     sms_concurrency: int = 4
+    # WhatsApp Business Cloud API: on when the phone number id and access token are set. The Graph API base
+    # URL is a setting so tests can use a peer. The app secret checks X-Hub-Signature-256 on webhooks; the
+    # verify token answers Meta's subscription handshake.
+    whatsapp_phone_number_id: str = ""
+    whatsapp_access_token: str = ""
+    whatsapp_base_url: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = "v21.0"
+    whatsapp_app_secret: str = ""
+    whatsapp_verify_token: str = ""
+    whatsapp_rate_per_second: float = 0.0  # 0: unlimited (Cloud API: 80 messages/s per number by default)
+    whatsapp_concurrency: int = 8
+    # Voice calls through Twilio's Calls API (the account settings above): twilio, console or none.
+    voice_transport: Literal["twilio", "console", "none"] = "none"
+    voice_from: str = ""  # the caller id, an E.164 number of the account
+    voice_default_voice: str = ""  # a Twilio <Say> voice ("Polly.Joanna"); empty: Twilio's default
+    voice_rate_per_second: float = 1.0  # Twilio's default CPS for a new account
+    voice_concurrency: int = 2
+    # Mobile push. FCM: on when the service-account JSON file is set (its token_uri is used as given).
+    fcm_service_account_file: str = ""
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    fcm_project_id: str = ""  # empty: the service account's project_id
+    # APNs: on when key file, key id, team id and topic are set. Production or sandbox base URL.
+    apns_key_file: str = ""  # the .p8 signing key (PEM, ES256)
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    apns_topic: str = ""  # the app's bundle id
+    apns_base_url: str = "https://api.push.apple.com"
+    apns_ca_file: str = ""  # tests: trust a local peer's certificate authority
+    push_concurrency: int = 16
+    push_rate_per_second: float = 0.0
+    # Web push: the VAPID key pair (PEM file of the private key) and the contact claim (mailto: or https:).
+    webpush_vapid_private_key_file: str = ""
+    webpush_vapid_subject: str = ""
+    webpush_concurrency: int = 16
+    webpush_ca_file: str = ""  # tests: trust a local push service's certificate authority
     # Web push endpoints on loopback or private addresses are refused (SSRF); tests with a local push
     # service turn this on.
     webpush_allow_private_endpoints: bool = False
+    # Webhook channel: POST signed JSON to this URL (a campaign may name its own in its settings).
+    webhook_url: str = ""
+    webhook_secret: str = ""  # HMAC-SHA256 key of the X-Clarion-Signature header
+    webhook_timeout_seconds: float = 10.0
+    webhook_concurrency: int = 8
+    webhook_allow_private_urls: bool = False  # tests only: allow loopback and private addresses
     # `clarion serve` runs a delivery worker in the same process (the SQLite set-up).
     serve_worker: bool = True
 

@@ -29,7 +29,7 @@ def test_a_clean_case_passes_every_policy_in_order():
     result = evaluate(case(), rules())
     assert result.decision.action == "send"
     assert result.passed == ["contact", "address", "suppression", "consent", "holdout", "eligibility", "dedupe",
-                             "lifetime", "quiet_hours", "caps"]
+                             "session", "lifetime", "quiet_hours", "caps"]
 
 
 @pytest.mark.parametrize(("recipient", "reason"), [
@@ -91,3 +91,42 @@ def test_lifetime_fails_an_old_delivery():
                        now=NOW)
     decision = evaluate(old, rules(lifetime=timedelta(hours=72))).decision
     assert (decision.action, decision.reason) == ("fail", "expired")
+
+
+WINDOW = timedelta(hours=24)
+
+
+@pytest.mark.parametrize("last_inbound, action", [
+    (NOW - timedelta(hours=23, minutes=59), "send"),  # inside the customer-service window
+    (NOW - timedelta(hours=24), "skip"),  # the window is 24 hours, not a second more
+    (None, "skip"),  # the contact never wrote to us
+])
+def test_whatsapp_free_form_text_needs_the_24_hour_window(last_inbound, action):
+    # given a WhatsApp campaign whose content is free-form text only (it has a session window)
+    whatsapp = rules(channel="whatsapp", session_window=WINDOW, quiet_hours=None)
+    # when a contact is checked
+    result = evaluate(case(address="+14155550101", last_inbound_at=last_inbound), whatsapp)
+    # then only a contact who wrote within 24 hours may get it; the others are skipped with the reason
+    assert result.decision.action == action
+    if action == "skip":
+        assert result.decision.reason == "outside_session_window"
+
+
+def test_a_whatsapp_template_needs_no_window():
+    # given a campaign with an approved template (no session window)
+    result = evaluate(case(address="+14155550101"), rules(channel="whatsapp", quiet_hours=None))
+    # then the contact who never wrote is sent the template
+    assert result.decision.action == "send"
+
+
+def test_a_transactional_voice_call_still_keeps_quiet_hours():
+    # given a transactional call, and a transactional text, to a contact in Tokyo at 21:00 local
+    call = rules(channel="voice", marketing=False)
+    text = rules(channel="sms", marketing=False)
+    # when both are checked
+    called = evaluate(case(address="+81312345678", zone=TOKYO), call).decision
+    texted = evaluate(case(address="+81312345678", zone=TOKYO), text).decision
+    # then the phone does not ring at night (deferred to 08:00 local), while the receipt text goes
+    assert called.action == "defer" and called.reason == "quiet_hours"
+    assert called.until == datetime(2026, 11, 23, 23, 0, tzinfo=UTC)  # 08:00 in Tokyo
+    assert texted.action == "send"

@@ -9,7 +9,21 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from ..bootstrap import Clarion
-from . import campaigns, consent, contacts, devices, events, scores, segment, segments, twilio_hooks, unsubscribe
+from . import (
+    campaigns,
+    consent,
+    contacts,
+    devices,
+    events,
+    inbox,
+    scores,
+    segment,
+    segments,
+    twilio_hooks,
+    unsubscribe,
+    webpush,
+    whatsapp_hooks,
+)
 from .auth import KeyToucher
 from .errors import install_error_handlers
 
@@ -38,8 +52,10 @@ def create_app(clarion: Clarion) -> FastAPI:
     install_error_handlers(app)
     for router in (segment.router, contacts.router, events.router, consent.router, segments.router,
                    scores.rfm_router, scores.predictions_router, scores.leads_router, campaigns.router,
-                   devices.router, unsubscribe.router, twilio_hooks.router):
+                   devices.router, unsubscribe.router, twilio_hooks.router, whatsapp_hooks.router):
         app.include_router(router)
+    app.include_router(inbox.router)
+    app.include_router(webpush.router)
 
     @app.get("/health", tags=["Health"], summary="Liveness probe (no authentication)")
     def health() -> dict[str, str]:

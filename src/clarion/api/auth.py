@@ -22,6 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..bootstrap import Clarion
 from ..services.keys import ApiKey
+from ..tracking.contact_tokens import verify_contact_token
+from ..tracking.links import InvalidLink
 from .errors import ApiError
 
 log = logging.getLogger("clarion.api")
@@ -117,3 +119,21 @@ require_ingest = require("ingest")
 require_admin = require("admin")
 ClarionDep = Annotated[Clarion, Depends(get_clarion)]
 IngestKey = Annotated[ApiKey, Depends(require_ingest)]
+
+
+def contact_token_for(scope: str) -> Callable[[Request], int]:
+    """A dependency for the customer's own app: ``Authorization: Bearer ct1...`` names one contact."""
+
+    def dependency(request: Request,
+                   _bearer_doc: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> int:
+        token = credentials(request.headers.get("authorization"))
+        if not token:
+            raise ApiError(401, "unauthorized", f"a contact token of scope {scope!r} is required (Bearer)",
+                           headers={"WWW-Authenticate": CHALLENGE})
+        try:
+            return verify_contact_token(get_clarion(request).settings.link_secret, token, scope).contact_id
+        except InvalidLink as exc:
+            raise ApiError(401, "unauthorized", str(exc), headers={"WWW-Authenticate": CHALLENGE}) from None
+
+    dependency.__name__ = f"contact_token_{scope}"
+    return dependency

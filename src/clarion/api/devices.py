@@ -11,9 +11,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
-from ..domain.errors import FieldError
+from ..domain.errors import FieldError, NotFound
 from ..services import devices as device_service
+from ..store.schema import contacts
+from ..tracking.contact_tokens import MAX_TTL_SECONDS, sign_contact_token
 from .auth import ClarionDep, require_admin
 from .params import MAX_ID, ContactId
 
@@ -72,3 +75,20 @@ def remove(clarion: ClarionDep, contact_id: ContactId, device_id: DeviceId) -> R
     with clarion.store.write() as conn:
         device_service.remove(conn, contact_id, device_id)
     return Response(status_code=204)
+
+
+class ClientTokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["inbox", "webpush"]
+    ttl_seconds: int = Field(30 * 86_400, ge=60, le=MAX_TTL_SECONDS)
+
+
+@router.post("/{contact_id}/client-token",
+             summary="A token the contact's own app or page uses for its inbox or web push subscription")
+def client_token(clarion: ClarionDep, contact_id: ContactId, body: ClientTokenBody) -> dict[str, Any]:
+    with clarion.store.read() as conn:
+        if conn.execute(select(contacts.c.id).where(contacts.c.id == contact_id)).first() is None:
+            raise NotFound("contact", contact_id)
+    token = sign_contact_token(clarion.settings.link_secret, contact_id, body.scope, body.ttl_seconds)
+    return {"token": token, "scope": body.scope, "expires_in": body.ttl_seconds}

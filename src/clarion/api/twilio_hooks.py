@@ -1,9 +1,9 @@
-"""Twilio's webhooks: inbound texts and delivery receipts, accepted only with a valid X-Twilio-Signature.
+"""Twilio's webhooks: inbound texts, delivery receipts and call statuses, accepted only when signed.
 
 The signature covers the URL Twilio called, which is ``CLARION_PUBLIC_URL`` + the path and query (so it
 holds behind a proxy), and the form parameters. A missing or wrong signature answers 403 and changes
 nothing. Configure the Messaging Service's inbound URL as ``{public_url}/hooks/twilio/sms`` and let
-Clarion set each message's status callback (``CLARION_TWILIO_STATUS_CALLBACKS``).
+Clarion set each message's and call's status callback (``CLARION_TWILIO_STATUS_CALLBACKS``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request, Response
 
 from ..channels.sms_twilio import verify_signature
-from ..services.sms_inbound import delivery_receipt, inbound_text
+from ..services.sms_inbound import call_status, delivery_receipt, inbound_text
 from .auth import ClarionDep
 
 router = APIRouter(prefix="/hooks/twilio", tags=["Webhooks"])
@@ -51,4 +51,14 @@ async def status(clarion: ClarionDep, request: Request, message_id: str = "") ->
         return Response("invalid signature", status_code=403)
     with clarion.store.write() as conn:
         found = delivery_receipt(conn, clarion.consent, message_id[:250], form)
+    return Response(status_code=204 if found else 404)
+
+
+@router.post("/voice/status", summary="A status of a call Clarion placed (answered, completed, busy, failed ...)")
+async def voice_status(clarion: ClarionDep, request: Request, message_id: str = "") -> Response:
+    form = await _signed_form(request, clarion.settings.twilio_auth_token)
+    if form is None:
+        return Response("invalid signature", status_code=403)
+    with clarion.store.write() as conn:
+        found = call_status(conn, clarion.consent, message_id[:250], form)
     return Response(status_code=204 if found else 404)

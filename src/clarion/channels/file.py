@@ -3,7 +3,8 @@
 ``FileChannel(directory)`` writes each message as ``<message_id>.eml``, complete and ready to open in a
 mail client. The write is atomic (a temporary file in the same directory, then a rename), so a reader
 never sees half a message; and idempotent: a retried delivery has the same Message-ID and replaces its
-file rather than adding a second one. ``ConsoleChannel(stream)`` prints one line per message.
+file rather than adding a second one. ``ConsoleChannel(stream)`` prints one line per message;
+``ConsoleSmsChannel`` and ``ConsoleCallChannel`` do the same for texts and calls.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
 
-from .base import DeliveryResult, OutboundEmail, OutboundSms, Outcome
+from .base import DeliveryResult, OutboundCall, OutboundEmail, OutboundSms, Outcome
 
 _SAFE = "@.+-_=~"  # kept as is in file names; anything else (a "/" in a Message-ID ...) is %-escaped
 _SUBJECT_CHARS = 120  # a console line stays readable
@@ -75,6 +76,22 @@ class ConsoleSmsChannel:
 
     async def send(self, message: OutboundSms) -> DeliveryResult:
         self.stream.write(f"sms to={message.to} body={message.body!r} id={message.message_id}\n")
+        self.stream.flush()
+        return DeliveryResult(Outcome.SENT, provider_id=message.message_id)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class ConsoleCallChannel:
+    """Prints ``call to=... language=... voice=... say=...`` for development; the message id is the ``provider_id``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    async def send(self, message: OutboundCall) -> DeliveryResult:
+        self.stream.write(f"call to={message.to} language={message.language} voice={message.voice or '-'} "
+                          f"say={message.text!r} id={message.message_id}\n")
         self.stream.flush()
         return DeliveryResult(Outcome.SENT, provider_id=message.message_id)
 

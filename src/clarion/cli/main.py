@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import admin, campaigns, contacts, imports, scores, segments
+from . import admin, campaigns, contacts, exports, imports, scores, segments, webpush
 from .output import ClarionGroup, State
 
 app = typer.Typer(cls=ClarionGroup, no_args_is_help=True, add_completion=False,
@@ -42,9 +42,11 @@ app.add_typer(campaigns.templates_app, name="templates")
 app.add_typer(campaigns.campaigns_app, name="campaigns")
 app.add_typer(campaigns.deliveries_app, name="deliveries")
 app.add_typer(campaigns.delivery_app, name="delivery")
+app.add_typer(webpush.webpush_app, name="webpush")
 app.command("worker")(campaigns.worker)
 app.command("stats")(admin.stats)
 app.command("serve")(admin.serve)
+app.command("export")(exports.export)
 
 
 def run() -> None:

@@ -18,7 +18,7 @@ from clarion.domain.profiles import parse_locale
 from .errors import InvalidTemplate, Problem
 from .html import compile_mjml
 
-CHANNELS = ("email", "sms", "push", "webpush", "webhook")
+CHANNELS = ("email", "sms", "push", "webpush", "webhook", "whatsapp", "voice", "inapp", "export")
 
 
 class TemplatePart(NamedTuple):
@@ -93,6 +93,82 @@ def _text_parts(channel: str, content: Any, names: tuple[str, ...]) -> Iterator[
 
 
 @dataclass(frozen=True)
+class WhatsAppContent:
+    """An approved WhatsApp template (its name, language and body parameters, each a Jinja template) and/or
+    free-form ``text``. Outside the 24-hour customer-service window only the template may be sent."""
+
+    template: str | None = None
+    language: str = "en_US"
+    parameters: tuple[str, ...] = ()
+    text: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parameters", tuple(self.parameters or ()))
+        if not self.template and not self.text:
+            raise InvalidTemplate([Problem("whatsapp", "give an approved template name, free-form text, or both",
+                                           kind="unsupported")])
+        if not all(isinstance(p, str) for p in self.parameters):
+            raise InvalidTemplate([Problem("whatsapp.parameters", "parameters are texts", kind="unsupported")])
+
+    def parts(self) -> Iterator[TemplatePart]:
+        for index, parameter in enumerate(self.parameters):
+            yield TemplatePart(f"whatsapp.parameters[{index}]", parameter, False)
+        if self.text is not None:
+            yield TemplatePart("whatsapp.text", self.text, False)
+
+
+@dataclass(frozen=True)
+class VoiceContent:
+    """What a call says when answered (in the variant's language); ``voice`` names a provider voice."""
+
+    say: str
+    voice: str | None = None
+
+    def parts(self) -> Iterator[TemplatePart]:
+        yield TemplatePart("voice.say", self.say, False)
+
+
+@dataclass(frozen=True)
+class InAppContent:
+    """A message kept in the contact's in-app inbox until read."""
+
+    title: str
+    body: str
+    url: str | None = None
+    image: str | None = None
+
+    def parts(self) -> Iterator[TemplatePart]:
+        yield from _text_parts("inapp", self, ("title", "body", "url", "image"))
+
+
+@dataclass(frozen=True)
+class ExportContent:
+    """Columns of an offline export (direct mail, call lists): column name → template of its text.
+
+    Given as an object or as a list of ``[name, text]`` pairs; stored as pairs, because PostgreSQL's JSONB
+    does not keep the keys of an object in order, and the columns' order is the file's.
+    """
+
+    columns: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.columns, (list, tuple)) and all(
+                isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in self.columns):
+            object.__setattr__(self, "columns", dict(self.columns))
+        if not isinstance(self.columns, Mapping) or not self.columns:
+            raise InvalidTemplate([Problem("export.columns", "map column names to texts", kind="unsupported")])
+        bad = [name for name, text in self.columns.items() if not isinstance(name, str) or not isinstance(text, str)]
+        if bad:
+            raise InvalidTemplate([Problem("export.columns", f"column {bad[0]!r}: names and texts are strings",
+                                           kind="unsupported")])
+        object.__setattr__(self, "columns", dict(self.columns))
+
+    def parts(self) -> Iterator[TemplatePart]:
+        for name, text in self.columns.items():
+            yield TemplatePart(f"export.columns.{name}", text, False)
+
+
+@dataclass(frozen=True)
 class WebhookContent:
     """A JSON document whose string values are templates; ``body`` may be given as JSON text."""
 
@@ -130,6 +206,10 @@ class Content:
     push: PushContent | None = None
     webpush: WebPushContent | None = None
     webhook: WebhookContent | None = None
+    whatsapp: WhatsAppContent | None = None
+    voice: VoiceContent | None = None
+    inapp: InAppContent | None = None
+    export: ExportContent | None = None
 
     def parts(self) -> Iterator[TemplatePart]:
         for channel in CHANNELS:

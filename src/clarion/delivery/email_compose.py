@@ -9,24 +9,18 @@ configured) with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime
 from typing import Any
 
 from ..channels.base import OutboundEmail
 from ..config import Settings
 from ..tracking.links import UnsubscribeTarget, sign_unsubscribe, unsubscribe_url
+from .compose import idempotency_key
 from .context import RenderContext
 from .dkim_signing import DkimSigner
 from .email_message import EmailSpec, build_email
 from .errors import RenderError
 from .templates import RenderSettings, render
-
-
-def idempotency_key(secret: str, campaign_id: int, step: str, contact_id: int | None, channel: str) -> str:
-    unique = f"{campaign_id}:{step}:{contact_id}:{channel}".encode()
-    return hmac.new(secret.encode(), b"delivery:" + unique, hashlib.sha256).hexdigest()[:32]
 
 
 def domain_of(address: str) -> str:

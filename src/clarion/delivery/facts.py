@@ -15,20 +15,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
+from ..channels.base import PushTarget
 from ..domain.consent import ALL_TOPICS
+from ..domain.events import WHATSAPP_MESSAGE_RECEIVED
 from ..domain.profiles import zoneinfo
 from ..domain.rules import Rule
 from ..segments.compiler import CompileContext, compile_rule
 from ..segments.reachable import DEVICE_KINDS, PHONE_CHANNELS, consent_allows
-from ..store.schema import consents, contacts, devices, suppressions, topics
+from ..store.schema import consents, contacts, devices, events, suppressions, topics
 from ..store.schema_delivery import deliveries
 from .context import CONTACT_FIELDS
 from .policies import Recipient
 
 # Caps look back at most this far (hours): the longest rolling window allowed, plus a local day.
 LONGEST_CAP_WINDOW = timedelta(days=367)
+# A push goes to this many of a contact's newest live devices: enough for phone, tablet and browsers, while
+# a contact with hundreds of stale registrations cannot turn one message into hundreds of requests.
+MAX_DEVICES_PER_CONTACT = 10
 
 
 @dataclass(frozen=True)
@@ -54,10 +59,13 @@ def recipients(conn: Connection, scope: BatchScope, rows: Sequence[Any], profile
                now: datetime, compile_context: CompileContext | None) -> dict[int, Recipient]:
     """One :class:`Recipient` per delivery id of ``rows`` (deliveries of one campaign and channel)."""
     ids = sorted({row.contact_id for row in rows if row.contact_id in profiles})
+    targets: dict[int, tuple[PushTarget, ...]] = {}
     if scope.channel in DEVICE_KINDS:
-        addresses = _device_addresses(conn, scope.channel, ids)
+        targets = _device_targets(conn, scope.channel, ids)
+        addresses = {cid: found[0].token for cid, found in targets.items()}
     else:
         addresses = {cid: _address(scope.channel, profiles[cid]) for cid in ids}
+    inbound = _last_inbound(conn, ids) if scope.channel == "whatsapp" else {}
     suppressed = _suppressions(conn, scope.channel, addresses)
     consenting = _consenting(conn, scope, ids)
     eligible = _eligible(conn, scope.eligibility, ids, compile_context)
@@ -77,7 +85,8 @@ def recipients(conn: Connection, scope: BatchScope, rows: Sequence[Any], profile
             suppression=suppressed.get(address), consented=row.contact_id in consenting,
             eligible=row.contact_id in eligible,
             duplicate=any(step == row.step and owner != row.contact_id for step, owner in taken.get(address, ())),
-            recent=tuple(recent.get(row.contact_id, ())))
+            recent=tuple(recent.get(row.contact_id, ())), targets=targets.get(row.contact_id, ()),
+            last_inbound_at=inbound.get(row.contact_id))
     return result
 
 
@@ -86,18 +95,32 @@ def _address(channel: str, profile: Mapping[str, Any]) -> str | None:
         return profile.get("email")
     if channel in PHONE_CHANNELS:
         return profile.get("phone")
-    return f"contact:{profile['id']}" if channel == "inapp" else None
+    # The inbox and the business's own webhook are reached through the contact itself, not an address.
+    return f"contact:{profile['id']}" if channel in ("inapp", "webhook") else None
 
 
-def _device_addresses(conn: Connection, channel: str, ids: Sequence[int]) -> dict[int, str | None]:
-    """For push channels, the "address" is the set of live devices; it names the newest one."""
-    found: dict[int, str | None] = {}
-    rows = conn.execute(select(devices.c.contact_id, devices.c.token).where(
-        devices.c.contact_id.in_(ids), devices.c.kind.in_(DEVICE_KINDS[channel]),
-        devices.c.invalidated_at.is_(None)).order_by(devices.c.last_seen_at))
+def _device_targets(conn: Connection, channel: str, ids: Sequence[int]) -> dict[int, tuple[PushTarget, ...]]:
+    """For push channels, the "address" is the set of live devices, newest first (the newest names it)."""
+    d = devices.c
+    found: dict[int, list[PushTarget]] = defaultdict(list)
+    rows = conn.execute(select(d.contact_id, d.kind, d.token, d.p256dh, d.auth, d.platform, d.app_id).where(
+        d.contact_id.in_(ids), d.kind.in_(DEVICE_KINDS[channel]), d.invalidated_at.is_(None))
+        .order_by(d.contact_id, d.last_seen_at.desc(), d.id.desc()))
     for row in rows:
-        found[row.contact_id] = row.token
-    return found
+        mine = found[row.contact_id]
+        if len(mine) < MAX_DEVICES_PER_CONTACT:
+            mine.append(PushTarget(kind=row.kind, token=row.token, p256dh=row.p256dh, auth=row.auth,
+                                   platform=row.platform, app_id=row.app_id))
+    return {cid: tuple(mine) for cid, mine in found.items()}
+
+
+def _last_inbound(conn: Connection, ids: Sequence[int]) -> dict[int, datetime]:
+    """WhatsApp: when each contact last wrote to us (the start of the 24-hour customer-service window)."""
+    if not ids:
+        return {}
+    rows = conn.execute(select(events.c.contact_id, func.max(events.c.occurred_at)).where(
+        events.c.contact_id.in_(ids), events.c.name == WHATSAPP_MESSAGE_RECEIVED).group_by(events.c.contact_id))
+    return {contact_id: at for contact_id, at in rows}
 
 
 def _suppressions(conn: Connection, channel: str, addresses: Mapping[int, str | None]) -> dict[str, str]:

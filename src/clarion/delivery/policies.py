@@ -5,18 +5,20 @@ The order (documented in docs/delivery.md; the first policy that objects decides
  1. ``contact``      the contact still exists and was not merged away          skip: erased, merged
  2. ``address``      an address for the channel                                skip: no_address
  3. ``suppression``  the address is not suppressed                             skip: suppressed
- 4. ``consent``      consent to the channel and topic (marketing only)         skip: no_consent
+ 4. ``consent``      consent to the channel and topic (marketing; not webhook) skip: no_consent
  5. ``holdout``      not in the global holdout group (marketing only)          skip: holdout
  6. ``eligibility``  the campaign's eligibility rule still holds               skip: not_eligible
  7. ``dedupe``       no other contact with this address got this campaign      skip: duplicate_address
- 8. ``lifetime``     the delivery is not older than the campaign's lifetime    fail: expired
- 9. ``quiet_hours``  outside quiet hours in the recipient's zone (marketing)   defer: quiet_hours
-10. ``caps``         under every frequency cap (marketing only)                skip or defer: frequency_cap
+ 8. ``session``      WhatsApp free-form text only inside the 24-hour window     skip: outside_session_window
+ 9. ``lifetime``     the delivery is not older than the campaign's lifetime    fail: expired
+10. ``quiet_hours``  outside quiet hours in the recipient's zone (marketing;   defer: quiet_hours
+                     voice calls always)
+11. ``caps``         under every frequency cap (marketing only)                skip or defer: frequency_cap
 
 Compliance comes first, so a suppressed contact is never merely "deferred". Quiet hours come before
 the caps so that a capped message is counted when it actually goes out. Transactional messages skip
-4, 5, 9 and 10, and an ``unsubscribe`` suppression does not stop them (a receipt is not marketing);
-a hard bounce, complaint or manual suppression does.
+4, 5, 10 and 11 (but a voice call never rings inside quiet hours), and an ``unsubscribe`` suppression
+does not stop them (a receipt is not marketing); a hard bounce, complaint or manual suppression does.
 
 Each policy is pure: it reads a :class:`DeliveryCase` (facts loaded in bulk by ``delivery.facts``) and
 returns ``None`` (no objection) or a :class:`Decision`.
@@ -64,6 +66,8 @@ class Recipient:
     eligible: bool = True
     duplicate: bool = False
     recent: tuple[tuple[datetime, str], ...] = ()
+    targets: tuple = ()  # push channels: the live devices (channels.base.PushTarget), newest first
+    last_inbound_at: datetime | None = None  # WhatsApp: the contact's last message to us (UTC)
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class CampaignRules:
     lifetime: timedelta = timedelta(hours=72)
     holdout_percent: int = 0
     holdout_salt: str = "global-holdout"
+    # WhatsApp content without an approved template can only go inside the customer-service window.
+    session_window: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,9 @@ class ConsentPolicy:
     name: str = "consent"
 
     def check(self, case: DeliveryCase, rules: CampaignRules) -> Decision | None:
-        if rules.marketing and not case.recipient.consented:
+        # A webhook hands the message to the business's own system, not to the person: nobody consents
+        # to "webhook", and the system it feeds applies the consent of the channel it finally uses.
+        if rules.marketing and rules.channel != "webhook" and not case.recipient.consented:
             return Decision("skip", "no_consent", policy=self.name)
         return None
 
@@ -168,6 +176,25 @@ class DedupePolicy:
 
 
 @dataclass(frozen=True)
+class SessionWindowPolicy:
+    """WhatsApp Business policy: free-form messages only within 24 hours of the customer's last message;
+    outside it only approved templates may be sent (which the composer then uses)."""
+
+    name: str = "session"
+
+    def check(self, case: DeliveryCase, rules: CampaignRules) -> Decision | None:
+        window = rules.session_window
+        if window is None:
+            return None
+        last = case.recipient.last_inbound_at
+        if last is not None and case.now - last < window:
+            return None
+        said = f"last message from the contact {last.isoformat(timespec='minutes')}" if last else "never wrote to us"
+        return Decision("skip", "outside_session_window", f"{said}; the template has only free-form text",
+                        policy=self.name)
+
+
+@dataclass(frozen=True)
 class LifetimePolicy:
     name: str = "lifetime"
 
@@ -184,7 +211,8 @@ class QuietHoursPolicy:
 
     def check(self, case: DeliveryCase, rules: CampaignRules) -> Decision | None:
         window = rules.quiet_hours
-        if not rules.marketing or window is None:
+        # A ringing phone is as unwelcome at 3 a.m. for a "transactional" call: voice always keeps quiet hours.
+        if (not rules.marketing and rules.channel != "voice") or window is None:
             return None
         zone = case.recipient.zone
         if not window.contains(case.now, zone):
@@ -230,7 +258,8 @@ def _cap_window(cap: FrequencyCap, sends: Sequence[datetime], case: DeliveryCase
 
 CHAIN: tuple[Policy, ...] = (
     ContactPolicy(), AddressPolicy(), SuppressionPolicy(), ConsentPolicy(), HoldoutPolicy(),
-    EligibilityPolicy(), DedupePolicy(), LifetimePolicy(), QuietHoursPolicy(), FrequencyCapPolicy(),
+    EligibilityPolicy(), DedupePolicy(), SessionWindowPolicy(), LifetimePolicy(), QuietHoursPolicy(),
+    FrequencyCapPolicy(),
 )
 
 

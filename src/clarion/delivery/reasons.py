@@ -16,6 +16,8 @@ REASONS: dict[str, str] = {
     "holdout": "the contact is in the global holdout group, which never gets marketing messages",
     "not_eligible": "the contact no longer satisfies the campaign's eligibility rule",
     "duplicate_address": "another contact with the same address already got this campaign",
+    "outside_session_window": "WhatsApp free-form text may only go within 24 hours of the contact's last "
+                              "message, and the template has no approved WhatsApp template to send instead",
     "quiet_hours": "inside quiet hours in the recipient's local time: deferred to the next allowed time",
     "frequency_cap": "the contact reached a frequency cap",
     # failed while sending

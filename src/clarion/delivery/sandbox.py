@@ -223,14 +223,21 @@ class CompiledTemplates:
         self._entries: OrderedDict[tuple[bool, str], JinjaTemplate] = OrderedDict()
         self._lock = Lock()
 
-    def get(self, source: str, autoescape: bool) -> JinjaTemplate:
+    def cached(self, source: str, autoescape: bool) -> JinjaTemplate | None:
+        """The compiled template when it is in the cache (a hit), else None; never compiles."""
         key = (autoescape, source)
         with self._lock:
             compiled = self._entries.get(key)
             if compiled is not None:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return compiled
+            return compiled
+
+    def get(self, source: str, autoescape: bool) -> JinjaTemplate:
+        compiled = self.cached(source, autoescape)
+        if compiled is not None:
+            return compiled
+        key = (autoescape, source)
         compiled = sandbox(autoescape).compile_template(source)
         with self._lock:
             self._entries[key] = compiled

@@ -11,27 +11,20 @@ from datetime import datetime
 from typing import Any
 
 from ..channels.base import OutboundSms
-from ..config import Settings
-from .context import RenderContext
-from .email_compose import idempotency_key
+from .compose import PartComposer
 from .errors import RenderError
-from .templates import RenderSettings, render
 
 
-class SmsComposer:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.render_settings = RenderSettings(default_timezone=settings.default_timezone)
+class SmsComposer(PartComposer):
+    part = "sms"
 
     def compose(self, campaign: Any, item: Any, now: datetime) -> OutboundSms:
-        row, profile = item.row, item.profile
-        context = RenderContext(contact=profile, campaign=campaign.render_view, now=now, data=row.data or {})
-        sms = render(campaign.template, context, self.render_settings, channels=("sms",)).sms
+        sms = self.render_part(campaign, item, now).sms
         if sms is None or not sms.text.strip():
             raise RenderError("sms.text", "the template has no SMS text")
         text = with_opt_out_hint(sms.text, self.settings.sms_opt_out_hint) if campaign.marketing else sms.text
-        key = idempotency_key(self.settings.link_secret, campaign.id, row.step, row.contact_id, campaign.channel)
-        return OutboundSms(to=item.address, body=text, message_id=f"{row.id}.{key[:20]}", idempotency_key=key,
+        ids = self.ids(campaign, item.row)
+        return OutboundSms(to=item.address, body=text, message_id=ids.message_id, idempotency_key=ids.idempotency_key,
                            sender=self.settings.sms_from or None)
 
 

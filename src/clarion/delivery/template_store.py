@@ -16,16 +16,21 @@ from typing import Any
 from .content import (
     Content,
     EmailContent,
+    ExportContent,
+    InAppContent,
     PushContent,
     SmsContent,
     Template,
+    VoiceContent,
     WebhookContent,
     WebPushContent,
+    WhatsAppContent,
 )
 from .errors import InvalidTemplate, Problem
 
 _KINDS = {"email": EmailContent, "sms": SmsContent, "push": PushContent, "webpush": WebPushContent,
-          "webhook": WebhookContent}
+          "webhook": WebhookContent, "whatsapp": WhatsAppContent, "voice": VoiceContent, "inapp": InAppContent,
+          "export": ExportContent}
 
 
 def template_from_document(document: Any) -> Template:
@@ -92,5 +97,8 @@ def _content_document(content: Content) -> dict[str, Any]:
     for channel in _KINDS:
         part = getattr(content, channel)
         if part is not None:
-            document[channel] = {k: v for k, v in asdict(part).items() if v is not None}
+            document[channel] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(part).items()
+                                 if v is not None}
+            if channel == "export":  # pairs keep the columns' order through JSONB (see ExportContent)
+                document[channel]["columns"] = [[name, text] for name, text in part.columns.items()]
     return document

@@ -125,5 +125,7 @@ def _cap_for(part: str) -> PartCap:
     """``push.title`` shares the ``push`` cap; ``webhook.body.order.id`` the ``webhook.body`` one."""
     if part in PART_CAPS:
         return PART_CAPS[part]
+    if part.startswith("whatsapp.parameters"):
+        return PART_CAPS["whatsapp.parameters"]
     channel = part.split(".")[0]
     return PART_CAPS.get(channel) or PART_CAPS["webhook.body"]

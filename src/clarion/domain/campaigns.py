@@ -101,6 +101,14 @@ class CampaignSettings(_Strict):
     error_rate_pause: float = Field(default=0.25, gt=0, le=1)
     error_window: int = Field(default=200, ge=20, le=10_000)
     sender: Sender = Field(default_factory=Sender)
+    # Webhook campaigns: the endpoint for this campaign (else the workspace's CLARION_WEBHOOK_URL). Its
+    # address is checked again when each message is sent (channels.webhook), so a DNS change cannot
+    # point it inside the network.
+    webhook_url: str | None = Field(default=None, max_length=2_000, pattern=r"^https?://")
+    # Push campaigns: how long the provider keeps an undelivered notification (seconds), and "high" to
+    # wake the device (time-sensitive messages only: providers throttle apps that overuse it).
+    push_ttl_seconds: int = Field(default=86_400, ge=0, le=28 * 86_400)  # FCM's maximum is 28 days
+    push_urgency: Literal["normal", "high"] = "normal"
 
     @field_validator("quiet_hours")
     @classmethod

@@ -20,6 +20,9 @@ CHECKOUT_STARTED = "Checkout Started"
 ORDER_REFUNDED = "Order Refunded"
 COMMERCE_EVENTS = frozenset({ORDER_COMPLETED, PRODUCT_VIEWED, PRODUCT_ADDED, PRODUCT_REMOVED,
                              CART_VIEWED, CHECKOUT_STARTED, ORDER_REFUNDED})
+# Recorded by the WhatsApp webhook for each message a contact sends us: it opens the 24-hour window in
+# which free-form messages may be sent (and segments can use it like any event).
+WHATSAPP_MESSAGE_RECEIVED = "WhatsApp Message Received"
 MAX_EVENT_NAME = 200  # characters, the column width
 
 

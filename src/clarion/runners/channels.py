@@ -6,10 +6,23 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..channels.apns import ApnsProvider
+from ..channels.fcm import FcmProvider
+from ..channels.inapp import InboxChannel
+from ..channels.push_fanout import PushFanout
+from ..channels.voice_twilio import TwilioVoiceChannel
+from ..channels.webhook import WebhookChannel
+from ..channels.webpush import WebPushProvider
+from ..channels.whatsapp import WhatsAppChannel
 from ..config import Settings
 from ..delivery.dkim_signing import DkimSigner
 from ..delivery.email_compose import EmailComposer
+from ..delivery.inapp_compose import InAppComposer
+from ..delivery.push_compose import PushComposer
 from ..delivery.sms_compose import SmsComposer
+from ..delivery.voice_compose import VoiceComposer
+from ..delivery.webhook_compose import WebhookComposer
+from ..delivery.whatsapp_compose import WhatsAppComposer
 from .dispatch import ChannelBinding
 
 
@@ -54,15 +67,68 @@ def sms_transport(settings: Settings):
         max_connections=settings.sms_concurrency))
 
 
+def voice_transport(settings: Settings):
+    if settings.voice_transport == "console":
+        from ..channels.file import ConsoleCallChannel
+
+        return ConsoleCallChannel(sys.stdout)
+    return TwilioVoiceChannel.from_settings(settings)
+
+
+def push_providers(settings: Settings) -> dict:
+    """The mobile push providers that are configured: FCM (Android, and iOS through Firebase), APNs."""
+    providers = {"apns": ApnsProvider.from_settings(settings)}  # None unless key, ids and topic are all set
+    if settings.fcm_service_account_file:
+        providers["fcm"] = FcmProvider.from_settings(settings)
+    return {kind: provider for kind, provider in providers.items() if provider is not None}
+
+
 def build_channels(settings: Settings) -> dict[str, ChannelBinding]:
+    """A binding for every channel the settings configure; the inbox needs no configuration."""
     email = ChannelBinding(EmailComposer(settings, email_signer(settings)), email_transport(settings),
                            concurrency=settings.smtp_pool_size, rate_per_second=settings.email_rate_per_second,
                            rate_burst=settings.email_rate_burst)
-    bindings = {"email": email}
+    # "Sending" to the inbox is storing the message in the checkpoint's transaction.
+    inbox = ChannelBinding(InAppComposer(settings), InboxChannel(), concurrency=32)
+    return {"email": email, "inapp": inbox, **_phone_bindings(settings), **_webhook_bindings(settings),
+            **_push_bindings(settings)}
+
+
+def _phone_bindings(settings: Settings) -> dict[str, ChannelBinding]:
+    bindings = {}
     if settings.sms_transport != "none":
         bindings["sms"] = ChannelBinding(SmsComposer(settings), sms_transport(settings),
                                          concurrency=settings.sms_concurrency,
                                          rate_per_second=settings.sms_rate_per_second)
+    if settings.voice_transport != "none":
+        bindings["voice"] = ChannelBinding(VoiceComposer(settings), voice_transport(settings),
+                                           concurrency=settings.voice_concurrency,
+                                           rate_per_second=settings.voice_rate_per_second)
+    if settings.whatsapp_phone_number_id and settings.whatsapp_access_token:
+        bindings["whatsapp"] = ChannelBinding(WhatsAppComposer(settings), WhatsAppChannel.from_settings(settings),
+                                              concurrency=settings.whatsapp_concurrency,
+                                              rate_per_second=settings.whatsapp_rate_per_second)
+    return bindings
+
+
+def _webhook_bindings(settings: Settings) -> dict[str, ChannelBinding]:
+    if not settings.webhook_secret:  # the channel never sends unsigned
+        return {}
+    return {"webhook": ChannelBinding(WebhookComposer(settings), WebhookChannel.from_settings(settings),
+                                      concurrency=settings.webhook_concurrency)}
+
+
+def _push_bindings(settings: Settings) -> dict[str, ChannelBinding]:
+    bindings = {}
+    if settings.webpush_vapid_private_key_file and settings.webpush_vapid_subject:
+        bindings["webpush"] = ChannelBinding(
+            PushComposer(settings), PushFanout({"webpush": WebPushProvider.from_settings(settings)}),
+            concurrency=settings.webpush_concurrency, rate_per_second=settings.push_rate_per_second)
+    providers = push_providers(settings)
+    if providers:
+        bindings["push"] = ChannelBinding(PushComposer(settings), PushFanout(providers),
+                                          concurrency=settings.push_concurrency,
+                                          rate_per_second=settings.push_rate_per_second)
     return bindings
 
 

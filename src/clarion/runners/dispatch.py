@@ -64,6 +64,8 @@ class Leased:
     row: Any
     profile: dict[str, Any]
     address: str
+    targets: tuple = ()  # push channels: the contact's live devices (channels.base.PushTarget)
+    last_inbound_at: datetime | None = None  # WhatsApp: the contact's last message to us
 
 
 @dataclass
@@ -147,7 +149,8 @@ class Dispatcher:
             if decision.action == "send":
                 taken.add((recipient.address, row.step))
                 to_lease.append(row)
-                batch.items.append(Leased(row, profiles[row.contact_id], recipient.address))
+                batch.items.append(Leased(row, profiles[row.contact_id], recipient.address, recipient.targets,
+                                          recipient.last_inbound_at))
                 continue
             status = {"skip": "skipped", "defer": "deferred", "fail": "failed"}[decision.action]
             final = now if status != "deferred" else None

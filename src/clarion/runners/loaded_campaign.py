@@ -18,10 +18,17 @@ from ..delivery.policies import CampaignRules
 from ..delivery.template_store import template_from_document
 from ..domain.campaigns import CampaignSettings, DeliveryDefaults
 from ..domain.rules import Rule
+from ..domain.sending_time import QuietHours
 from ..segments.compiler import CompileContext
 from ..segments.rule_json import rule_from_json
 from ..services.segments import SegmentService
 from ..store.schema_delivery import campaigns, templates
+
+# WhatsApp Business messaging policy: free-form messages within 24 hours of the customer's last message.
+WHATSAPP_SESSION = timedelta(hours=24)
+# Calls keep to 8:00-21:00 local time even when no quiet hours are configured: the US TCPA rule for
+# telemarketing calls (47 CFR 64.1200(c)(1)), a sensible floor everywhere.
+VOICE_QUIET_HOURS = QuietHours.parse("21:00-08:00")
 
 
 @dataclass(frozen=True)
@@ -51,18 +58,22 @@ def load_campaign(conn: Connection, campaign_id: int, defaults: DeliveryDefaults
     document = conn.execute(select(templates.c.document).where(templates.c.id == row.template_id)).scalar_one()
     options = CampaignSettings.model_validate(row.settings or {})
     caps = options.caps_for(row.channel, defaults)
+    template = template_from_document(document)
+    quiet_hours = options.quiet_hours_for(row.channel, defaults)
+    if quiet_hours is None and row.channel == "voice":
+        quiet_hours = VOICE_QUIET_HOURS
     rules = CampaignRules(
         campaign_id=row.id, channel=row.channel, marketing=row.marketing,
-        quiet_hours=options.quiet_hours_for(row.channel, defaults), caps=caps, over_cap=options.over_cap,
+        quiet_hours=quiet_hours, caps=caps, over_cap=options.over_cap,
         lifetime=timedelta(hours=options.lifetime_hours), holdout_percent=defaults.holdout_percent,
-        holdout_salt=defaults.holdout_salt)
+        holdout_salt=defaults.holdout_salt, session_window=_session_window(row.channel, template))
     eligibility = rule_from_json(row.eligibility) if row.eligibility else None
     lookback = _cap_lookback(caps) if row.marketing else None
     scope = BatchScope(campaign_id=row.id, channel=row.channel, topic=row.topic, marketing=row.marketing,
                        eligibility=eligibility, default_timezone=settings.default_timezone, cap_lookback=lookback)
     return LoadedCampaign(id=row.id, name=row.name, kind=row.kind, channel=row.channel, topic=row.topic,
                           marketing=row.marketing, version=version or row.updated_at,
-                          template=template_from_document(document), settings=options, rules=rules,
+                          template=template, settings=options, rules=rules,
                           eligibility=eligibility, scope=scope)
 
 
@@ -72,6 +83,15 @@ def eligibility_context(conn: Connection, settings: Settings, campaign: LoadedCa
     if campaign.eligibility is None:
         return None
     return SegmentService(settings, clock=lambda: now).context(conn)
+
+
+def _session_window(channel: str, template: Template) -> timedelta | None:
+    """WhatsApp content with free-form text only (no approved template in some locale) needs the window."""
+    if channel != "whatsapp":
+        return None
+    contents = [content.over(template.default) for _, content in template.contents()]
+    needs = any(content.whatsapp is not None and not content.whatsapp.template for content in contents)
+    return WHATSAPP_SESSION if needs else None
 
 
 def _cap_lookback(caps) -> timedelta | None:

@@ -9,6 +9,8 @@ retry              ``deferred`` until now + backoff (full jitter, at least the p
 bad_address        ``failed``/``bad_address``; the address goes on the suppression list (hard_bounce)
 failed             ``failed``/``rejected``; the address is kept (a 5.7.x policy refusal is the sender's)
 config_error       back to ``queued`` without using an attempt; the campaign pauses with the reason
+(any)              push tokens the provider declared gone are invalidated (a contact's other devices may
+                   have got the message); an in-app message is stored in the inbox with its ``sent`` row
 render error       ``failed``/``render_error``: the template failed for this contact
 render timeout     like retry: the time cap depends on the moment (a collection, a loaded machine)
 =================  =================================================================================
@@ -24,16 +26,19 @@ from typing import Any
 from sqlalchemy import Connection, update
 
 from ..channels.base import DeliveryResult, Outcome
+from ..channels.whatsapp import WHATSAPP_STOPPED_MARKETING
 from ..config import Settings
 from ..delivery import ledger
 from ..delivery.errors import RenderError, RenderTimeout
 from ..domain.consent import Channel, ConsentStatus, SuppressionReason
 from ..domain.sending_time import retry_delay
+from ..services import devices, inbox
 from ..services.consent import ConsentService
 from ..store.schema_delivery import campaigns
 from ..store.schema_scores import engagements
 
 TWILIO_OPTED_OUT = "21610"  # Twilio: "Attempt to send to unsubscribed recipient"
+INBOX_KEEPS = timedelta(days=90)  # an unread in-app message is dropped after this long
 
 
 @dataclass
@@ -67,6 +72,11 @@ class Checkpoint:
                 released.append(row.id)
             else:
                 changes.append(change)
+            for gone in outcome.result.gone if outcome.result is not None else ():
+                devices.invalidate(conn, gone.kind, gone.token, gone.since)
+            if kind == "sent" and campaign.channel == "inapp":
+                inbox.deliver(conn, outcome.message, campaign_id=campaign.id, delivery_id=row.id, now=now,
+                              keep_for=INBOX_KEEPS)
             if kind == "sent":
                 received.append({"contact_id": row.contact_id, "campaign_id": campaign.id,
                                  "channel": campaign.channel, "action": "received", "occurred_at": now})
@@ -123,7 +133,14 @@ class Checkpoint:
             self.consent.record(conn, item.row.contact_id, Channel.SMS, ConsentStatus.OPTED_OUT,
                                 source="sms_keyword", proof={"keyword": f"STOP (provider code {result.code})"})
             return
-        kind = "email" if channel == "email" else "phone" if channel in ("sms", "whatsapp", "voice") else None
+        if channel == "whatsapp":
+            if result.code == WHATSAPP_STOPPED_MARKETING:  # the person blocked our marketing in WhatsApp
+                self.consent.record(conn, item.row.contact_id, Channel.WHATSAPP, ConsentStatus.OPTED_OUT,
+                                    source="whatsapp_provider",
+                                    proof={"keyword": f"stopped marketing (provider code {result.code})"})
+            return  # a number not on WhatsApp may still take texts and calls: the phone is not suppressed
+        # Push channels have no address to suppress: their gone tokens are invalidated in ``apply``.
+        kind = "email" if channel == "email" else "phone" if channel in ("sms", "voice") else None
         if kind is not None:
             self.consent.suppress(conn, kind, item.address, SuppressionReason.HARD_BOUNCE, note=_said(result)[:500])
 

@@ -43,7 +43,7 @@ class CampaignService:
     def create(self, conn: Connection, spec: dict[str, Any]) -> dict[str, Any]:
         """``spec``: name, template, channel, kind (broadcast), segment, topic, eligibility, settings, schedule."""
         name = _text(spec.get("name"), "name", 200)
-        if name.isdigit():  # a campaign is addressed by name or id: a name of digits would be taken for an id
+        if name.isdecimal():  # a campaign is addressed by name or id: a name of digits would be taken for an id
             raise FieldError("name", "a campaign name cannot be only digits")
         if conn.execute(select(campaigns.c.id).where(campaigns.c.name == name)).first():
             raise Conflict(f"campaign {name!r} already exists")
@@ -106,7 +106,7 @@ class CampaignService:
 
     def row(self, conn: Connection, name_or_id: str | int, *, lock: bool = False):
         """The campaign row by name or id (locked FOR UPDATE on PostgreSQL when asked)."""
-        column = campaigns.c.id if isinstance(name_or_id, int) or str(name_or_id).isdigit() else campaigns.c.name
+        column = campaigns.c.id if isinstance(name_or_id, int) or _is_id(str(name_or_id)) else campaigns.c.name
         key = int(name_or_id) if column is campaigns.c.id else name_or_id
         query = select(campaigns).where(column == key)
         if lock and conn.dialect.name == "postgresql":
@@ -231,3 +231,8 @@ def _text(value: Any, field: str, limit: int) -> str:
     if not text or len(text) > limit:
         raise FieldError(field, f"1 to {limit} characters")
     return text
+
+
+def _is_id(text: str) -> bool:
+    """ASCII digits only: "¹" and "٣" are digits to ``str.isdigit`` but never a campaign id."""
+    return text.isascii() and text.isdecimal()

@@ -15,6 +15,7 @@ import base64
 import binascii
 import ipaddress
 import re
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -121,8 +122,14 @@ def remove(conn: Connection, contact_id: int, device_id: int) -> None:
         raise NotFound("device", device_id)
 
 
-def invalidate(conn: Connection, kind: str, token: str) -> bool:
-    """A provider said the token is gone (FCM UNREGISTERED, APNs 410, web push 404/410)."""
-    result = conn.execute(update(devices).where(devices.c.kind == kind, devices.c.token == token,
-                                                devices.c.invalidated_at.is_(None)).values(invalidated_at=utcnow()))
-    return result.rowcount > 0
+def invalidate(conn: Connection, kind: str, token: str, since: datetime | None = None) -> bool:
+    """A provider said the token is gone (FCM UNREGISTERED, APNs 410, web push 404/410).
+
+    ``since``: when the provider says the token stopped being valid (APNs's 410 ``timestamp``). A token
+    registered again after that moment belongs to a reinstalled app and is kept (Apple's guidance).
+    """
+    d = devices.c
+    statement = update(devices).where(d.kind == kind, d.token == token, d.invalidated_at.is_(None))
+    if since is not None:
+        statement = statement.where(d.last_seen_at <= since)
+    return conn.execute(statement.values(invalidated_at=utcnow())).rowcount > 0

@@ -220,7 +220,7 @@ _CDNOW_DATES: dict[str, datetime] = {}
 
 
 def cdnow_external_id(raw: str) -> str:
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise FieldError("customer_id", f"{raw!r} is not a customer number")
     return str(int(raw))
 
@@ -229,7 +229,7 @@ def cdnow_date(raw: str) -> datetime:
     value = _CDNOW_DATES.get(raw)
     if value is not None:
         return value
-    if len(raw) != 8 or not raw.isdigit():
+    if len(raw) != 8 or not raw.isdecimal():
         raise FieldError("date", f"{raw!r} is not a date (expected YYYYMMDD)")
     try:
         value = datetime(int(raw[:4]), int(raw[4:6]), int(raw[6:]), tzinfo=UTC)
@@ -246,7 +246,7 @@ def cdnow_event(line: int, raw: str, values: list[str]) -> ParsedEvent:
     customer, day, cds, dollars = values
     external_id = cdnow_external_id(customer)
     occurred_at = cdnow_date(day)
-    if not cds.isdigit():
+    if not cds.isdecimal():
         raise FieldError("number_of_cds", f"{cds!r} is not a whole number")
     try:
         revenue = float(dollars)

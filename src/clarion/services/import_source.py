@@ -149,7 +149,7 @@ class RowReader:
                 yield SourceRow(number, text, error=error)
                 continue
             values = text.split()
-            if first and values and not values[0].isdigit():
+            if first and values and not values[0].isdecimal():
                 first = False
                 self.header = values
                 continue  # the header line of CDNOW_master.txt

@@ -1,9 +1,10 @@
-"""What Twilio tells Clarion: inbound texts (STOP and START keywords) and delivery receipts.
+"""What Twilio tells Clarion: inbound texts (STOP and START keywords), delivery receipts, call statuses.
 
 An inbound STOP (or UNSUBSCRIBE, CANCEL, END, QUIT ...) records an SMS opt-out in the consent ledger for
 the contact with that number; START (or UNSTOP, YES) records an opt-in again. The keyword is the proof.
 A receipt is logged on the delivery it names; "undelivered" or "failed" with a code saying the number
-cannot get texts (unknown, unreachable, a landline) suppresses the number, like a hard bounce.
+cannot get texts (unknown, unreachable, a landline) suppresses the number, like a hard bounce. A call's
+status is logged the same way; a "failed" call whose ErrorCode says the number is invalid suppresses it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ..channels.sms_twilio import keyword_action
+from ..channels.voice_twilio import BAD_ADDRESS_CODES as INVALID_CALL_NUMBER_CODES
 from ..delivery import ledger
 from ..domain.consent import Channel, ConsentStatus, SuppressionReason
 from ..store.schema import identities
@@ -39,11 +41,7 @@ def inbound_text(conn: Connection, consent: ConsentService, sender: str, body: s
 
 def delivery_receipt(conn: Connection, consent: ConsentService, message_id: str, params: dict[str, str]) -> bool:
     """Logs a receipt on the delivery named by Clarion's ``message_id``; False when it names none."""
-    prefix = message_id.split(".", 1)[0]
-    if not prefix.isdigit():
-        return False
-    row = conn.execute(select(deliveries).where(deliveries.c.id == int(prefix),
-                                                deliveries.c.message_id == message_id)).first()
+    row = _delivery(conn, message_id)
     if row is None:
         return False
     status = params.get("MessageStatus", "")[:16]
@@ -53,3 +51,29 @@ def delivery_receipt(conn: Connection, consent: ConsentService, message_id: str,
     if status in ("undelivered", "failed") and code in DEAD_NUMBER_CODES and params.get("To"):
         consent.suppress(conn, "phone", params["To"], SuppressionReason.HARD_BOUNCE, note=f"Twilio {code}")
     return True
+
+
+def call_status(conn: Connection, consent: ConsentService, message_id: str, params: dict[str, str]) -> bool:
+    """Logs a call's status (initiated, ringing, in-progress, completed, busy, no-answer, failed, canceled)
+    on the delivery named by ``message_id``; False when it names none."""
+    row = _delivery(conn, message_id)
+    if row is None:
+        return False
+    status = params.get("CallStatus", "")[:16]
+    code = params.get("ErrorCode") or None
+    said = [f"{name} {params[name]}" for name in ("CallDuration", "AnsweredBy") if params.get(name)]
+    detail = "call status" + (f" ({', '.join(said)})" if said else "")
+    ledger.write_log(conn, [ledger.LogEntry(row.id, row.campaign_id, row.attempts, status or "call_status", None,
+                                            code, params.get("CallSid"), detail[:300])], utcnow(), "twilio")
+    if status == "failed" and code in INVALID_CALL_NUMBER_CODES and params.get("To"):
+        consent.suppress(conn, "phone", params["To"], SuppressionReason.HARD_BOUNCE, note=f"Twilio {code}")
+    return True
+
+
+def _delivery(conn: Connection, message_id: str) -> Any:
+    """The delivery whose Clarion ``message_id`` ("<delivery id>.<key>") this is, or None."""
+    prefix = message_id.split(".", 1)[0]
+    if not prefix.isdecimal():
+        return None
+    return conn.execute(select(deliveries).where(deliveries.c.id == int(prefix),
+                                                 deliveries.c.message_id == message_id)).first()

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select, update
 from ..delivery.context import RenderContext
 from ..delivery.errors import InvalidTemplate
 from ..delivery.template_store import template_from_document, template_to_document
-from ..delivery.templates import RenderSettings, render, validate
+from ..delivery.templates import CHANNELS, RenderSettings, render, validate
 from ..domain.errors import Conflict, FieldError, NotFound
 from ..store.schema import contacts
 from ..store.schema_delivery import campaigns, templates
@@ -68,9 +68,9 @@ class TemplateService:
         context = RenderContext(contact=dict(profile._mapping), campaign={"id": 0, "name": "preview"},
                                 links={"unsubscribe": "https://example.invalid/u/preview"})
         message = render(template, context, self.render_settings,
-                         channels=(channel,) if channel else ("email", "sms", "push", "webpush", "webhook"))
+                         channels=(channel,) if channel else CHANNELS)
         return {"locale": message.locale, "timezone": message.timezone, "undefined": list(message.undefined),
-                **{ch: _plain(getattr(message, ch)) for ch in ("email", "sms", "push", "webpush", "webhook")
+                **{ch: _plain(getattr(message, ch)) for ch in CHANNELS
                    if getattr(message, ch) is not None}}
 
 

@@ -149,3 +149,24 @@ throttle_slots = Table(
     Column("expires_at", UtcDateTime),
     PrimaryKeyConstraint("key", "slot"),
 )
+
+
+# The in-app inbox: messages an "inapp" campaign delivered, kept per contact until read or expired. The row
+# is written in the same transaction that checkpoints the delivery as sent, so it exists exactly once.
+inbox_messages = Table(
+    "inbox_messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("campaign_id", Id, ForeignKey("campaigns.id", ondelete="SET NULL")),
+    Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="SET NULL"), unique=True),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("url", Text),
+    Column("image", Text),
+    Column("data", Json),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("read_at", UtcDateTime),
+    Column("expires_at", UtcDateTime),
+    Index(None, "contact_id", "created_at"),
+)

@@ -1,0 +1,34 @@
+"""From a leased delivery to a push notification for every live device of the contact.
+
+A ``push`` campaign renders the template's ``push`` part (mobile: FCM and APNs), a ``webpush`` campaign
+its ``webpush`` part. The targets are the contact's live devices the lease loaded (newest first);
+lifetime and urgency come from the campaign's settings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..channels.base import OutboundPush
+from .compose import PartComposer
+from .errors import RenderError
+
+
+class PushComposer(PartComposer):
+    """Renders the ``push`` part for a ``push`` campaign and the ``webpush`` part for a ``webpush`` one."""
+
+    def compose(self, campaign: Any, item: Any, now: datetime) -> OutboundPush:
+        channel = campaign.channel
+        content = getattr(self.render_part(campaign, item, now, part=channel), channel)
+        if content is None or not (content.title or "").strip():
+            raise RenderError(f"{channel}.title", f"the template has no {channel} title")
+        ids, options = self.ids(campaign, item.row), campaign.settings
+        common = {"targets": item.targets, "title": content.title, "body": content.body or "",
+                  "message_id": ids.message_id, "idempotency_key": ids.idempotency_key,
+                  "ttl_seconds": options.push_ttl_seconds, "urgency": options.push_urgency,
+                  "data": {"message_id": ids.message_id, "campaign": str(campaign.id)}}
+        if channel == "webpush":
+            return OutboundPush(**common, icon=content.icon, url=content.url)
+        return OutboundPush(**common, image=content.image, url=content.deep_link, badge=content.badge,
+                            sound=content.sound)
