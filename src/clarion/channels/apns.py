@@ -64,12 +64,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from ..services.clock import utcnow
 from .base import DeliveryResult, GoneToken, OutboundPush, Outcome, PushTarget
+from .http import json_object as _json
+from .http import one_line as _line
 from .sms_twilio import parse_retry_after
 
 MAX_PAYLOAD = 4096  # bytes: APNs's limit for a regular remote notification (5,120 only for VoIP)
 MAX_COLLAPSE_ID = 64  # bytes: apns-collapse-id, Apple's "Sending notification requests to APNs"
 TOKEN_REFRESH_AGE = timedelta(minutes=50)  # Apple: refresh at most every 20 min, rejected past 60 min
-DETAIL_CHARS = 300
 _DEVICE_TOKEN = re.compile(r"[0-9a-fA-F]{64,200}")  # 32 bytes in hex today; Apple may lengthen them
 _APNS_ID_NAMESPACE = uuid.UUID("6d1f4f0e-3a53-4c8e-9a57-0c1a7e5f2b11")  # Clarion's own: apns-id = uuid5(ns, ...)
 
@@ -321,13 +322,5 @@ def _reason(response: httpx.Response) -> str | None:
     return str(_json(response).get("reason") or "") or None
 
 
-def _json(response: httpx.Response) -> Mapping[str, Any]:
-    try:
-        payload = response.json()
-    except ValueError:  # an empty 200, or an HTML page from a proxy
-        return {}
-    return payload if isinstance(payload, dict) else {}
 
 
-def _line(text: str) -> str:
-    return " ".join(text.split())[:DETAIL_CHARS]

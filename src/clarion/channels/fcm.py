@@ -62,6 +62,7 @@ from google.auth import transport as auth_transport
 from google.oauth2 import service_account
 
 from .base import DeliveryResult, GoneToken, OutboundPush, Outcome, PushTarget
+from .http import one_line as _line
 from .sms_twilio import parse_retry_after
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"  # FCM HTTP v1 docs, "Authorize send requests"
@@ -371,8 +372,6 @@ def _json(content: bytes) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
-def _line(text: str) -> str:
-    return " ".join(text.split())[:DETAIL_CHARS]
 
 
 class _HttpxResponse(auth_transport.Response):

@@ -44,18 +44,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
 from .base import DeliveryResult, OutboundSms, Outcome
+from .http import HttpAdapter, pool_limits
+from .http import json_object as _json
+from .http import one_line as _line
 
 API_VERSION = "2010-04-01"
-DETAIL_CHARS = 300  # a provider message shortened to one line of at most this many characters
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 SIGNATURE_HEADER = "X-Twilio-Signature"
-_E164 = re.compile(r"\+[1-9]\d{1,14}")  # ITU-T E.164: at most 15 digits, the country code first
+E164 = re.compile(r"\+[1-9]\d{1,14}")  # ITU-T E.164: at most 15 digits, the country code first
 
 RATE_LIMITED = "20429"
 BAD_ADDRESS_CODES = frozenset({
@@ -105,45 +107,30 @@ class TwilioSettings:
         return f"{self.base_url.rstrip('/')}/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
 
 
-class TwilioSmsChannel:
+class TwilioSmsChannel(HttpAdapter):
     """An :class:`~.base.SmsChannel` over one Twilio account; call :meth:`send` concurrently."""
 
     def __init__(self, settings: TwilioSettings) -> None:
         self.settings = settings
-        self._client: httpx.AsyncClient | None = None  # created on first use, in the running loop
-        self._closed = False
 
     async def send(self, message: OutboundSms) -> DeliveryResult:
-        if self._closed:
-            raise RuntimeError("TwilioSmsChannel.send after aclose")
-        if not _E164.fullmatch(message.to):
+        self.check_open()
+        if not E164.fullmatch(message.to):
             return DeliveryResult(Outcome.BAD_ADDRESS, detail=_line(f"{message.to!r} is not an E.164 number"))
         form = self._form(message)
         if form is None:
             return DeliveryResult(Outcome.CONFIG_ERROR, detail="no sender: set from_number or messaging_service_sid")
-        try:
-            response = await self._http().post(self.settings.messages_url, data=form,
+        response = await self.post(self.settings.messages_url, data=form,
                                                headers={IDEMPOTENCY_HEADER: message.idempotency_key})
-        except httpx.TimeoutException as exc:
-            return DeliveryResult(Outcome.RETRY, detail=_line(f"timed out ({type(exc).__name__}): {exc}"))
-        except httpx.TransportError as exc:  # refused, reset, DNS, TLS: nothing classified was said
-            return DeliveryResult(Outcome.RETRY, detail=_line(f"{type(exc).__name__}: {exc}"))
+        if isinstance(response, DeliveryResult):
+            return response
         return classify(response.status_code, _json(response), response.headers.get("Retry-After"))
 
-    async def aclose(self) -> None:
-        self._closed = True
-        if self._client is not None:
-            await self._client.aclose()
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            settings = self.settings
-            limits = httpx.Limits(max_connections=settings.max_connections,
-                                  max_keepalive_connections=settings.max_connections)
-            self._client = httpx.AsyncClient(auth=(settings.account_sid, settings.auth_token), limits=limits,
-                                             timeout=httpx.Timeout(settings.timeout),
-                                             headers={"Accept": "application/json"})
-        return self._client
+    def client_options(self) -> dict[str, Any]:
+        settings = self.settings
+        limits = pool_limits(settings.max_connections)
+        return {"auth": (settings.account_sid, settings.auth_token), "limits": limits,
+                "timeout": httpx.Timeout(settings.timeout), "headers": {"Accept": "application/json"}}
 
     def _form(self, message: OutboundSms) -> dict[str, str] | None:
         settings = self.settings
@@ -237,13 +224,5 @@ def with_query(url: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _json(response: httpx.Response) -> Mapping[str, object]:
-    try:
-        payload = response.json()
-    except ValueError:  # an HTML error page from a proxy, an empty body
-        return {"message": response.text} if response.text else {}
-    return payload if isinstance(payload, dict) else {}
 
 
-def _line(text: str) -> str:
-    return " ".join(text.split())[:DETAIL_CHARS]

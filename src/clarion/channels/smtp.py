@@ -57,11 +57,11 @@ from aiosmtplib import (
 )
 
 from .base import DeliveryResult, OutboundEmail, Outcome
+from .http import one_line as _line
 
 log = logging.getLogger(__name__)
 
 Security = Literal["none", "starttls", "tls"]
-DETAIL_CHARS = 300  # a reply shortened to one line of at most this many characters
 QUIT_TIMEOUT = 5.0  # seconds: a polite QUIT is not worth waiting the full command timeout for
 
 _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
@@ -364,5 +364,3 @@ async def _quit(conn: _Connection) -> None:
         log.warning("SMTP connection %d did not close within %s s", conn.number, QUIT_TIMEOUT)
 
 
-def _line(text: str) -> str:
-    return " ".join(text.split())[:DETAIL_CHARS]

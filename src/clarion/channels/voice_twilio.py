@@ -42,12 +42,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 import httpx
 
 from .base import DeliveryResult, OutboundCall, Outcome
-from .sms_twilio import _E164, API_VERSION, IDEMPOTENCY_HEADER, _json, _line, with_query
+from .http import HttpAdapter, pool_limits
+from .http import json_object as _json
+from .http import one_line as _line
+from .sms_twilio import API_VERSION, E164, IDEMPOTENCY_HEADER, with_query
 from .sms_twilio import classify as classify_twilio
 
 TWIML_LIMIT = 4000  # characters of the Twiml parameter: Twilio error 32018
@@ -112,22 +116,19 @@ class TwilioVoiceSettings:
                    max_connections=max(1, settings.voice_concurrency))
 
 
-class TwilioVoiceChannel:
+class TwilioVoiceChannel(HttpAdapter):
     """Places calls through one Twilio account; call :meth:`send` concurrently."""
 
     def __init__(self, settings: TwilioVoiceSettings) -> None:
         self.settings = settings
-        self._client: httpx.AsyncClient | None = None  # created on first use, in the running loop
-        self._closed = False
 
     @classmethod
     def from_settings(cls, settings) -> TwilioVoiceChannel:
         return cls(TwilioVoiceSettings.from_settings(settings))
 
     async def send(self, message: OutboundCall) -> DeliveryResult:
-        if self._closed:
-            raise RuntimeError("TwilioVoiceChannel.send after aclose")
-        if not _E164.fullmatch(message.to):
+        self.check_open()
+        if not E164.fullmatch(message.to):
             return DeliveryResult(Outcome.BAD_ADDRESS, detail=_line(f"{message.to!r} is not an E.164 number"))
         sender = message.sender or self.settings.from_number
         if not sender:
@@ -136,29 +137,17 @@ class TwilioVoiceChannel:
         if len(twiml) > TWIML_LIMIT:
             return DeliveryResult(Outcome.FAILED, code=TWIML_TOO_LONG,
                                   detail=f"TwiML of {len(twiml):,} characters is over Twilio's {TWIML_LIMIT:,}")
-        try:
-            response = await self._http().post(self.settings.calls_url, data=self._form(message, sender, twiml),
+        response = await self.post(self.settings.calls_url, data=self._form(message, sender, twiml),
                                                headers={IDEMPOTENCY_HEADER: message.idempotency_key})
-        except httpx.TimeoutException as exc:
-            return DeliveryResult(Outcome.RETRY, detail=_line(f"timed out ({type(exc).__name__}): {exc}"))
-        except httpx.TransportError as exc:  # refused, reset, DNS, TLS: nothing classified was said
-            return DeliveryResult(Outcome.RETRY, detail=_line(f"{type(exc).__name__}: {exc}"))
+        if isinstance(response, DeliveryResult):
+            return response
         return classify(response.status_code, _json(response), response.headers.get("Retry-After"))
 
-    async def aclose(self) -> None:
-        self._closed = True
-        if self._client is not None:
-            await self._client.aclose()
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            settings = self.settings
-            limits = httpx.Limits(max_connections=settings.max_connections,
-                                  max_keepalive_connections=settings.max_connections)
-            self._client = httpx.AsyncClient(auth=(settings.account_sid, settings.auth_token), limits=limits,
-                                             timeout=httpx.Timeout(settings.timeout),
-                                             headers={"Accept": "application/json"})
-        return self._client
+    def client_options(self) -> dict[str, Any]:
+        settings = self.settings
+        limits = pool_limits(settings.max_connections)
+        return {"auth": (settings.account_sid, settings.auth_token), "limits": limits,
+                "timeout": httpx.Timeout(settings.timeout), "headers": {"Accept": "application/json"}}
 
     def _form(self, message: OutboundCall, sender: str, twiml: str) -> dict[str, str | list[str]]:
         settings = self.settings

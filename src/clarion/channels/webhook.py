@@ -57,11 +57,11 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from .base import DeliveryResult, OutboundWebhook, Outcome
+from .http import one_line as _line
 from .sms_twilio import parse_retry_after
 
 USER_AGENT = "Clarion-Webhook/1"
 SIGNATURE_VERSION = "v1"
-DETAIL_CHARS = 300  # the receiver's answer shortened to one line of at most this many characters
 DETAIL_BYTES = 2048  # bytes of the answer's body read at most: a hostile endpoint cannot make us buffer more
 MAX_RETRY_AFTER = 3600.0  # seconds: a Retry-After further out is cut to an hour (CLARION_RETRY_CAP_SECONDS' default)
 DEFAULT_TOLERANCE = 300  # seconds a signature stays acceptable (Stripe's default tolerance)
@@ -349,5 +349,3 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _line(text: str) -> str:
-    return " ".join(text.split())[:DETAIL_CHARS]

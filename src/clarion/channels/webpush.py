@@ -58,6 +58,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
 from .base import DeliveryResult, GoneToken, OutboundPush, Outcome, PushTarget
+from .http import HttpAdapter, pool_limits
+from .http import one_line as _line
 from .sms_twilio import parse_retry_after
 from .webhook import is_public
 
@@ -67,7 +69,6 @@ VAPID_LIFETIME = 23 * 3600  # seconds: RFC 8292 §2 allows at most 24 h; an hour
 VAPID_REUSE = 12 * 3600  # seconds: a cached JWT is re-signed after 12 h, so it has >= 11 h left when used
 TOPIC_CHARS = 32  # RFC 8030 §5.4: at most 32 characters of the base64url alphabet
 URGENCIES = ("very-low", "low", "normal", "high")  # RFC 8030 §5.3
-DETAIL_CHARS = 300
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
@@ -103,7 +104,7 @@ def application_server_key(vapid: Vapid02) -> str:
     return b64url(raw)
 
 
-class WebPushProvider:
+class WebPushProvider(HttpAdapter):
     """A :class:`~.base.PushProvider` for ``webpush`` targets; call :meth:`send_to` concurrently."""
 
     def __init__(self, settings: WebPushSettings) -> None:
@@ -111,8 +112,6 @@ class WebPushProvider:
         self.vapid = load_vapid(settings.vapid_private_key_pem)
         self.public_key = application_server_key(self.vapid)
         self._jwts: dict[str, tuple[str, float]] = {}  # origin -> (Authorization header, signed at, Unix s)
-        self._client: httpx.AsyncClient | None = None
-        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Any) -> WebPushProvider:
@@ -126,8 +125,7 @@ class WebPushProvider:
                                    max_connections=max(1, settings.webpush_concurrency)))
 
     async def send_to(self, message: OutboundPush, target: PushTarget) -> DeliveryResult:
-        if self._closed:
-            raise RuntimeError("WebPushProvider.send_to after aclose")
+        self.check_open()
         endpoint = target.token
         gone = (GoneToken("webpush", endpoint),)
         problem = _subscription_problem(target)
@@ -145,12 +143,9 @@ class WebPushProvider:
             return DeliveryResult(Outcome.BAD_ADDRESS, code="ssrf_blocked", gone=gone,
                                   detail=f"the endpoint's host resolves to {refused}, an internal address")
         body = encrypt(plaintext, target.p256dh or "", target.auth or "")
-        try:
-            response = await self._http().post(endpoint, content=body, headers=self.headers(message, endpoint))
-        except httpx.TimeoutException as exc:
-            return DeliveryResult(Outcome.RETRY, detail=_line(f"timed out ({type(exc).__name__}): {exc}"))
-        except httpx.TransportError as exc:  # refused, reset, DNS, TLS
-            return DeliveryResult(Outcome.RETRY, detail=_line(f"{type(exc).__name__}: {exc}"))
+        response = await self.post(endpoint, content=body, headers=self.headers(message, endpoint))
+        if isinstance(response, DeliveryResult):
+            return response
         return classify(response.status_code, endpoint, _error_text(response), response.headers.get("Location"),
                         response.headers.get("Retry-After"))
 
@@ -173,22 +168,14 @@ class WebPushProvider:
             self._jwts[aud] = cached
         return cached[0]
 
-    async def aclose(self) -> None:
-        self._closed = True
-        if self._client is not None:
-            await self._client.aclose()
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            settings = self.settings
-            limits = httpx.Limits(max_connections=settings.max_connections,
-                                  max_keepalive_connections=settings.max_connections)
-            verify: ssl.SSLContext | bool = True
-            if settings.ca_file:
-                verify = ssl.create_default_context(cafile=settings.ca_file)
-            self._client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(settings.timeout), verify=verify,
-                                             follow_redirects=False)
-        return self._client
+    def client_options(self) -> dict[str, Any]:
+        settings = self.settings
+        limits = pool_limits(settings.max_connections)
+        verify: ssl.SSLContext | bool = True
+        if settings.ca_file:
+            verify = ssl.create_default_context(cafile=settings.ca_file)
+        return {"limits": limits, "timeout": httpx.Timeout(settings.timeout), "verify": verify,
+                "follow_redirects": False}
 
 
 def payload(message: OutboundPush) -> bytes:
@@ -283,5 +270,3 @@ def _error_text(response: httpx.Response) -> str:
     return _line(response.text)
 
 
-def _line(text: str) -> str:
-    return " ".join(text.split())[:DETAIL_CHARS]

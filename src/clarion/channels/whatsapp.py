@@ -60,11 +60,12 @@ from typing import Any
 import httpx
 
 from .base import DeliveryResult, OutboundWhatsApp, Outcome
-from .sms_twilio import parse_retry_after
+from .http import HttpAdapter, pool_limits
+from .http import json_object as _json
+from .http import one_line as _line
+from .sms_twilio import E164, parse_retry_after
 
-DETAIL_CHARS = 300  # a provider message shortened to one line of at most this many characters
 CALLBACK_DATA_CHARS = 512  # biz_opaque_callback_data: at most 512 characters (Cloud API messages reference)
-_E164 = re.compile(r"\+[1-9]\d{1,14}")  # ITU-T E.164: at most 15 digits, the country code first
 
 WHATSAPP_STOPPED_MARKETING = "131050"  # the recipient stopped marketing messages from this business
 AUTH_CODES = frozenset({"0", "3", "10", "190"} | {str(code) for code in range(200, 300)})
@@ -140,49 +141,35 @@ class WhatsAppSettings:
         return f"{self.base_url.rstrip('/')}/{self.api_version}/{self.phone_number_id}/messages"
 
 
-class WhatsAppChannel:
+class WhatsAppChannel(HttpAdapter):
     """Sends :class:`~.base.OutboundWhatsApp` through one business phone number; call :meth:`send` concurrently."""
 
     def __init__(self, settings: WhatsAppSettings) -> None:
         self.settings = settings
-        self._client: httpx.AsyncClient | None = None  # created on first use, in the running loop
-        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Any) -> WhatsAppChannel:
         return cls(WhatsAppSettings.from_settings(settings))
 
     async def send(self, message: OutboundWhatsApp) -> DeliveryResult:
-        if self._closed:
-            raise RuntimeError("WhatsAppChannel.send after aclose")
-        if not _E164.fullmatch(message.to):
+        self.check_open()
+        if not E164.fullmatch(message.to):
             # FAILED, not BAD_ADDRESS: a malformed profile phone is our data, and SMS and voice share it.
             return DeliveryResult(Outcome.FAILED, code="invalid_number",
                                   detail=_line(f"{message.to!r} is not an E.164 number"))
         body = message_payload(message)
         if body is None:
             return DeliveryResult(Outcome.FAILED, code="empty", detail="neither text nor a template to send")
-        try:
-            response = await self._http().post(self.settings.messages_url, json=body)
-        except httpx.TimeoutException as exc:
-            return DeliveryResult(Outcome.RETRY, detail=_line(f"timed out ({type(exc).__name__}): {exc}"))
-        except httpx.TransportError as exc:  # refused, reset, DNS, TLS: nothing classified was said
-            return DeliveryResult(Outcome.RETRY, detail=_line(f"{type(exc).__name__}: {exc}"))
+        response = await self.post(self.settings.messages_url, json=body)
+        if isinstance(response, DeliveryResult):
+            return response
         return classify(response.status_code, _json(response), response.headers.get("Retry-After"))
 
-    async def aclose(self) -> None:
-        self._closed = True
-        if self._client is not None:
-            await self._client.aclose()
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            settings = self.settings
-            limits = httpx.Limits(max_connections=settings.max_connections,
-                                  max_keepalive_connections=settings.max_connections)
-            self._client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(settings.timeout), headers={
-                "Authorization": f"Bearer {settings.access_token}", "Accept": "application/json"})
-        return self._client
+    def client_options(self) -> dict[str, Any]:
+        settings = self.settings
+        limits = pool_limits(settings.max_connections)
+        return {"limits": limits, "timeout": httpx.Timeout(settings.timeout), "headers": {
+            "Authorization": f"Bearer {settings.access_token}", "Accept": "application/json"}}
 
 
 def message_payload(message: OutboundWhatsApp) -> dict[str, Any] | None:
@@ -244,13 +231,5 @@ def _detail(error: Mapping[str, Any], payload: Mapping[str, Any], status: int) -
     return _line(text)
 
 
-def _json(response: httpx.Response) -> Mapping[str, Any]:
-    try:
-        payload = response.json()
-    except ValueError:  # an HTML error page from a proxy, an empty body
-        return {"message": response.text} if response.text else {}
-    return payload if isinstance(payload, dict) else {}
 
 
-def _line(text: str) -> str:
-    return " ".join(text.split())[:DETAIL_CHARS]
