@@ -40,11 +40,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode
 
 from clarion.channels.sms_segments import count_segments
+from threaded_server import serve_in_thread, stop_server
 
 BODY_LIMIT = 1600  # characters: Twilio refuses a longer body with 21617
 TWIML_LIMIT = 4000  # characters of the Calls API's Twiml parameter: Twilio refuses a longer one with 32018
 _E164 = re.compile(r"\+[1-9]\d{1,14}")
-POLL = 0.02  # seconds: how soon shutdown() is noticed (http.server polls; its 0.5 s default slows every test)
 
 
 @dataclass(frozen=True)
@@ -166,21 +166,12 @@ class TwilioPeer:
 
         class Handler(_Handler):
             twilio = peer
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL,), name="twilio-peer",
-                                        daemon=True)
-        self._thread.start()
+        self._server, self._thread = serve_in_thread(Handler, "twilio-peer")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        stop_server(self._server, self._thread)
+        self._server = self._thread = None
 
     def __enter__(self) -> TwilioPeer:
         return self.start()

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-POLL = 0.02  # seconds: how soon shutdown() is noticed (http.server polls; its 0.5 s default slows every test)
+from threaded_server import serve_in_thread, stop_server
+
 TOLERANCE = 300  # seconds: the receiver's replay window
 
 
@@ -103,23 +104,13 @@ class WebhookPeer:
 
         class Handler(_Handler):
             webhook = peer
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        if self.tls:
-            self._server.socket = self._tls_context().wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL,), name="webhook-peer",
-                                        daemon=True)
-        self._thread.start()
+        self._server, self._thread = serve_in_thread(Handler, "webhook-peer",
+                                                     self._tls_context() if self.tls else None)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        stop_server(self._server, self._thread)
+        self._server = self._thread = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

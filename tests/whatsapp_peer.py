@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from threaded_server import serve_in_thread, stop_server
+
 TEXT_LIMIT = 4096  # characters: a text message body (Cloud API messages reference)
-POLL = 0.02  # seconds: how soon shutdown() is noticed (http.server polls; its 0.5 s default slows every test)
 WABA_ID = "102290129340398"  # the WhatsApp Business Account id webhooks name (Meta's example value)
 DISPLAY_NUMBER = "15550783881"
 
@@ -129,21 +130,12 @@ class WhatsAppPeer:
 
         class Handler(_Handler):
             graph = peer
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL,), name="whatsapp-peer",
-                                        daemon=True)
-        self._thread.start()
+        self._server, self._thread = serve_in_thread(Handler, "whatsapp-peer")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        stop_server(self._server, self._thread)
+        self._server = self._thread = None
 
     def __enter__(self) -> WhatsAppPeer:
         return self.start()
