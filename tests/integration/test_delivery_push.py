@@ -4,8 +4,10 @@ adapters are tested against their local peers in test_fcm.py, test_apns.py and t
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from delivery_world import Clock, make_campaign, run
 from sqlalchemy import select, update
 
@@ -13,8 +15,10 @@ from clarion.channels.base import DeliveryResult, GoneToken, Outcome
 from clarion.channels.push_fanout import PushFanout
 from clarion.delivery.push_compose import PushComposer
 from clarion.domain.consent import Channel, ConsentStatus
+from clarion.domain.errors import FieldError
 from clarion.domain.profiles import ProfilePatch
 from clarion.runners.dispatch import ChannelBinding
+from clarion.runners.trial_send import send_test
 from clarion.runners.worker import Worker
 from clarion.services import devices
 from clarion.services.identity import Identifiers
@@ -141,3 +145,22 @@ def test_push_consent_is_checked_like_any_channel(app):
     with app.store.read() as conn:
         assert [(r.status, r.reason) for r in conn.execute(select(deliveries))] == [("skipped", "no_consent")]
     assert provider.sent == []
+
+
+def test_a_push_test_send_goes_to_the_testers_devices_outside_the_ledger(app):
+    # given a push campaign, and a tester registered as a contact with her own phone
+    contact_with_devices(app, "ana@example.com", ("fcm", fcm_token(1)))
+    tester = contact_with_devices(app, "qa@example.com", ("fcm", fcm_token(9)))
+    make_campaign(app, "cart", channel="push", rule="email exists", template_document=PUSH_TEMPLATE,
+                  clock=Clock(NOW), start=False)
+    fcm = ScriptedProvider("fcm")
+    bindings = {"push": ChannelBinding(PushComposer(app.settings), PushFanout({"fcm": fcm}))}
+    # when a test send names the tester
+    result = asyncio.run(send_test(app, "cart", str(tester), channels=bindings))
+    # then only the tester's phone got it, and no delivery was recorded
+    assert result["outcome"] == "sent" and [t for t, _ in fcm.sent] == [fcm_token(9)]
+    with app.store.read() as conn:
+        assert conn.execute(select(deliveries)).first() is None
+    # and naming someone without a device is refused with what --to must be
+    with pytest.raises(FieldError, match="id of a contact with a live push device"):
+        asyncio.run(send_test(app, "cart", "qa@example.com", channels=bindings))

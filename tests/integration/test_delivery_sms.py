@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from delivery_world import make_campaign, progress, run
@@ -13,6 +14,7 @@ from clarion.delivery.sms_compose import SmsComposer
 from clarion.domain.consent import Channel, ConsentStatus
 from clarion.domain.profiles import ProfilePatch
 from clarion.runners.dispatch import ChannelBinding
+from clarion.runners.trial_send import send_test
 from clarion.runners.worker import Worker
 from clarion.services.identity import Identifiers
 from clarion.store.schema_delivery import deliveries
@@ -105,3 +107,16 @@ def test_an_sms_campaign_goes_through_the_twilio_adapter_to_a_local_peer(app):
         rows = {r.contact_id: (r.status, r.provider_id) for r in conn.execute(select(deliveries))}
         assert rows[ana] == ("sent", message["sid"])
         assert app.consent.state(conn, stopped)[("sms", "*")] == ConsentStatus.OPTED_OUT
+
+
+def test_an_sms_test_send_goes_to_the_number_given(app):
+    # given an SMS campaign
+    add_phone_contact(app, "+14155550101")
+    make_campaign(app, "flash", channel="sms", rule="phone exists", template_document=SMS_TEMPLATE,
+                  clock=lambda: datetime(2026, 11, 23, 12, 0, tzinfo=UTC), start=False)
+    channel = ScriptedSms()
+    # when a tester sends it to her own number, written nationally
+    result = asyncio.run(send_test(app, "flash", "(415) 555-0199", channels={
+        "sms": ChannelBinding(SmsComposer(app.settings), channel)}))
+    # then it went to that number in E.164, not to the contact
+    assert result["outcome"] == "sent" and [m.to for m in channel.messages] == ["+14155550199"]

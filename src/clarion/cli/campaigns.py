@@ -230,7 +230,8 @@ def worker(ctx: typer.Context,
 
 @campaigns_app.command("test-send")
 def campaigns_test_send(ctx: typer.Context, name: str = NAME,
-                        to: str = typer.Option(..., "--to", help="Send the test to this address."),
+                        to: str = typer.Option(..., "--to", help="An email address, a phone number, or for "
+                                                                 "push the id of a contact with devices."),
                         contact: int | None = typer.Option(None, "--contact", help="Render for this contact id."),
                         as_json: bool = JSON_OPTION) -> None:
     """Send one message of the campaign to an address, rendered for a contact; not recorded as a delivery."""

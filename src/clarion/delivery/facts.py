@@ -61,7 +61,7 @@ def recipients(conn: Connection, scope: BatchScope, rows: Sequence[Any], profile
     ids = sorted({row.contact_id for row in rows if row.contact_id in profiles})
     targets: dict[int, tuple[PushTarget, ...]] = {}
     if scope.channel in DEVICE_KINDS:
-        targets = _device_targets(conn, scope.channel, ids)
+        targets = device_targets(conn, scope.channel, ids)
         addresses = {cid: found[0].token for cid, found in targets.items()}
     else:
         addresses = {cid: _address(scope.channel, profiles[cid]) for cid in ids}
@@ -99,7 +99,7 @@ def _address(channel: str, profile: Mapping[str, Any]) -> str | None:
     return f"contact:{profile['id']}" if channel in ("inapp", "webhook") else None
 
 
-def _device_targets(conn: Connection, channel: str, ids: Sequence[int]) -> dict[int, tuple[PushTarget, ...]]:
+def device_targets(conn: Connection, channel: str, ids: Sequence[int]) -> dict[int, tuple[PushTarget, ...]]:
     """For push channels, the "address" is the set of live devices, newest first (the newest names it)."""
     d = devices.c
     found: dict[int, list[PushTarget]] = defaultdict(list)
