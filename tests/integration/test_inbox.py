@@ -206,3 +206,21 @@ def test_malformed_requests_are_422(app, admin, method, path, body):
 def test_the_admin_view_needs_an_admin_key(app, client):
     ana = add_app_user(app, "ana@example.com", "Ana")
     assert client.get(f"/api/contacts/{ana}/inbox").status_code == 401
+
+
+def test_a_web_app_on_another_origin_may_call_the_inbox(app, admin):
+    # given Ana's token, held by the business's web app on its own origin
+    ana = add_app_user(app, "ana@example.com", "Ana")
+    me = as_contact(token_for(admin, ana)) | {"Origin": "https://shop.example"}
+    # when the browser asks first (preflight), then reads the inbox
+    preflight = admin.options("/api/inbox", headers={"Origin": "https://shop.example",
+                                                     "Access-Control-Request-Method": "GET",
+                                                     "Access-Control-Request-Headers": "authorization"})
+    page = admin.get("/api/inbox", headers=me)
+    # then both answers let the page read them, without ever allowing cookies
+    assert preflight.status_code == 204 and "Authorization" in preflight.headers["access-control-allow-headers"]
+    assert page.status_code == 200 and page.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "access-control-allow-credentials" not in page.headers
+    # and a refused token is readable too, so the app can tell why
+    refused = admin.get("/api/inbox", headers={"Authorization": "Bearer ct1.forged.x", "Origin": "https://shop.example"})
+    assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "https://shop.example"

@@ -22,9 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..services import inbox as inbox_service
 from ..services.clock import utcnow
 from .auth import ClarionDep, contact_token_for, require_admin
+from .cors import CorsRoute, add_preflight
 from .params import MAX_ID, ContactId
 
-app_router = APIRouter(prefix="/api/inbox", tags=["Inbox"])
+# A web app on the business's own origin calls these: CORS (the token is a header, never a cookie).
+app_router = APIRouter(prefix="/api/inbox", tags=["Inbox"], route_class=CorsRoute)
+add_preflight(app_router)
 admin_router = APIRouter(prefix="/api/contacts", tags=["Inbox"], dependencies=[Depends(require_admin)])
 
 InboxContact = Annotated[int, Depends(contact_token_for("inbox"))]

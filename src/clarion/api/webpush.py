@@ -10,15 +10,12 @@ the business's backend handed to its signed-in user (``POST /api/contacts/{id}/c
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -26,52 +23,16 @@ from ..channels.webpush import application_server_key, load_vapid
 from ..services import devices as device_service
 from ..store.schema import devices
 from .auth import ClarionDep, contact_token_for
+from .cors import CorsRoute, add_preflight
 from .devices import Subscription
 from .errors import ApiError
 
 SCRIPTS = ("clarion-webpush.js", "clarion-sw.js")
 SCRIPT_CACHE = "public, max-age=3600"  # an hour: a new release reaches pages within the hour
-PREFLIGHT_MAX_AGE = "600"  # seconds a browser may reuse a preflight answer (Firefox caps it at 86,400)
-CORS_METHODS = "GET, POST, DELETE, OPTIONS"
-CORS_HEADERS = "Authorization, Content-Type"
-
-
-def cors_headers(request: Request) -> dict[str, str]:
-    origin = request.headers.get("origin")
-    if not origin:
-        return {}
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-
-
-class CorsRoute(APIRoute):
-    """Adds the CORS headers to every answer of the route, errors included (a 401 the page cannot read
-    would hide why its token was refused): errors are rendered here by the app's own handlers."""
-
-    def get_route_handler(self) -> Callable:
-        handler = super().get_route_handler()
-
-        async def with_cors(request: Request) -> Response:
-            try:
-                response = await handler(request)
-            except Exception as exc:
-                render = _exception_handler(request, exc)
-                if render is None:
-                    raise
-                response = render(request, exc)
-                if inspect.isawaitable(response):
-                    response = await response
-            response.headers.update(cors_headers(request))
-            return response
-
-        return with_cors
-
-
-def _exception_handler(request: Request, exc: Exception) -> Callable | None:
-    handlers = request.app.exception_handlers
-    return next((handlers[kind] for kind in type(exc).__mro__ if kind in handlers), None)
 
 
 router = APIRouter(prefix="/webpush", tags=["Web push"], route_class=CorsRoute)
+add_preflight(router)
 ContactId = Annotated[int, Depends(contact_token_for("webpush"))]
 
 
@@ -79,14 +40,6 @@ class Unsubscribe(BaseModel):
     model_config = ConfigDict(extra="ignore")  # the whole PushSubscription JSON may be sent
 
     endpoint: str = Field(max_length=device_service.MAX_TOKEN)
-
-
-@router.options("/{path:path}", include_in_schema=False)
-def preflight(request: Request, path: str) -> Response:
-    headers = cors_headers(request) | {"Access-Control-Allow-Methods": CORS_METHODS,
-                                       "Access-Control-Allow-Headers": CORS_HEADERS,
-                                       "Access-Control-Max-Age": PREFLIGHT_MAX_AGE}
-    return Response(status_code=204, headers=headers)
 
 
 @router.get("/vapid-public-key", summary="The applicationServerKey for pushManager.subscribe (no authentication)")
