@@ -164,3 +164,26 @@ def test_a_push_test_send_goes_to_the_testers_devices_outside_the_ledger(app):
     # and naming someone without a device is refused with what --to must be
     with pytest.raises(FieldError, match="id of a contact with a live push device"):
         asyncio.run(send_test(app, "cart", "qa@example.com", channels=bindings))
+
+
+def test_campaign_data_and_provider_overrides_reach_every_device(app):
+    # given a push campaign with key/values for the app and an Android channel override
+    contact_with_devices(app, "ana@example.com", ("fcm", fcm_token(1)))
+    make_campaign(app, "cart", channel="push", rule="email exists", template_document=PUSH_TEMPLATE,
+                  clock=Clock(NOW), settings={
+                      "push_data": {"screen": "cart"}, "push_urgency": "high", "push_ttl_seconds": 600,
+                      "push_overrides": {"android": {"notification": {"channel_id": "offers"}}}})
+    fcm = ScriptedProvider("fcm")
+    # when it is sent
+    run(push_worker(app, fcm=fcm))
+    # then the message carries them, beside the delivery's own ids
+    (_, message), = fcm.sent
+    assert message.data["screen"] == "cart" and message.data["campaign"] and message.data["message_id"]
+    assert message.overrides == {"android": {"notification": {"channel_id": "offers"}}}
+    assert (message.urgency, message.ttl_seconds) == ("high", 600)
+
+
+def test_an_unknown_override_block_is_refused_when_the_campaign_is_created(app):
+    with pytest.raises(FieldError, match="unknown push override block 'ios'"):
+        make_campaign(app, "cart", channel="push", rule="email exists", template_document=PUSH_TEMPLATE,
+                      clock=Clock(NOW), settings={"push_overrides": {"ios": {}}})

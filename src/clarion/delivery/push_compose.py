@@ -27,7 +27,8 @@ class PushComposer(PartComposer):
         common = {"targets": item.targets, "title": content.title, "body": content.body or "",
                   "message_id": ids.message_id, "idempotency_key": ids.idempotency_key,
                   "ttl_seconds": options.push_ttl_seconds, "urgency": options.push_urgency,
-                  "data": {"message_id": ids.message_id, "campaign": str(campaign.id)}}
+                  "data": {**options.push_data, "message_id": ids.message_id, "campaign": str(campaign.id)},
+                  "overrides": options.push_overrides}
         if channel == "webpush":
             return OutboundPush(**common, icon=content.icon, url=content.url)
         return OutboundPush(**common, image=content.image, url=content.deep_link, badge=content.badge,

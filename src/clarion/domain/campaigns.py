@@ -7,7 +7,7 @@ here so a bad value is refused when it is saved, with the field named, never dis
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -109,6 +109,19 @@ class CampaignSettings(_Strict):
     # wake the device (time-sensitive messages only: providers throttle apps that overuse it).
     push_ttl_seconds: int = Field(default=86_400, ge=0, le=28 * 86_400)  # FCM's maximum is 28 days
     push_urgency: Literal["normal", "high"] = "normal"
+    # Push campaigns: key/values for the app beside the notification (FCM wants strings), and provider
+    # blocks merged into the FCM message as given ({"android": {...}, "apns": {...}, "webpush": {...}};
+    # APNs direct takes the "apns" block's headers and payload).
+    push_data: dict[str, str] = Field(default_factory=dict, max_length=50)
+    push_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("push_overrides")
+    @classmethod
+    def _known_override_blocks(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        unknown = sorted(set(value) - {"android", "apns", "webpush"})
+        if unknown:
+            raise ValueError(f"unknown push override block {unknown[0]!r}; android, apns or webpush")
+        return value
 
     @field_validator("quiet_hours")
     @classmethod
