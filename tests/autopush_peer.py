@@ -280,7 +280,8 @@ class AutopushPeer:
         if len(body) > MAX_BODY:
             return Answer(413, 104, "Payload too large"), {}
         try:
-            claims, key = verify_vapid(headers.get("authorization", ""), self.origin)
+            # The audience is the origin the sender addressed: its Host (127.0.0.1 or localhost here).
+            claims, key = verify_vapid(headers.get("authorization", ""), f"https://{headers.get('host', '')}")
         except ValueError as exc:
             return Answer(401, 109, f"Invalid Authorization header: {exc}"), {}
         if channel.key is not None and key != channel.key:

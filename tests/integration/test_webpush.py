@@ -485,3 +485,33 @@ def test_the_keys_command_writes_a_private_key_and_prints_its_public_key(tmp_pat
     assert out.stat().st_mode & 0o777 == 0o600
     again = CliRunner().invoke(cli, ["webpush", "keys", "--out", str(out)])
     assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_the_request_goes_to_the_vetted_address_under_the_endpoints_name(peer, vapid):
+    # given a push service name whose DNS answer is checked once (a resolver that would answer an internal
+    # address the second time: DNS rebinding)
+    subscriber = Subscriber.on(peer)
+    endpoint = subscriber.endpoint.replace("127.0.0.1", "localhost")
+    answers = [["127.0.0.1"], ["10.0.0.7"]]
+    provider = WebPushProvider(replace(provider_for(peer, vapid).settings),
+                               resolver=lambda name, port: answers.pop(0) if name == "localhost" else [name])
+    # when the provider sends to it
+    result = send(provider, message(), replace(subscriber.target(), token=endpoint))
+    # then it was resolved exactly once, and the push service got it under its own name
+    assert result.outcome is Outcome.SENT and answers == [["10.0.0.7"]]
+    (received,) = relayed_to(peer, subscriber.endpoint)
+    assert subscriber.decrypt(received.body) == payload(message())
+    assert received.headers["host"] == f"localhost:{peer.https_port}"
+
+
+def test_a_name_with_any_internal_answer_is_refused(peer, vapid):
+    # given a name that resolves to a public address and an internal one (the production setting)
+    subscriber = Subscriber.on(peer)
+    endpoint = subscriber.endpoint.replace("127.0.0.1", "push.example.com")
+    provider = WebPushProvider(provider_for(peer, vapid, allow_private=False).settings,
+                               resolver=lambda name, port: ["93.184.216.34", "10.1.2.3"])
+    # when the provider sends to it
+    result = send(provider, message(), replace(subscriber.target(), token=endpoint))
+    # then it is refused, naming the internal address, and nothing is sent
+    assert (result.outcome, result.code) == (Outcome.BAD_ADDRESS, "ssrf_blocked") and "10.1.2.3" in result.detail
+    assert relayed_to(peer, subscriber.endpoint) == []

@@ -29,11 +29,13 @@ class HttpAdapter:
         if self._closed:
             raise RuntimeError(f"{type(self).__name__}.send after aclose")
 
-    async def post(self, url: str, **request: Any) -> httpx.Response | DeliveryResult:
+    async def post(self, url: str, *, client: httpx.AsyncClient | None = None,
+                   **request: Any) -> httpx.Response | DeliveryResult:
         """The provider's response, or RETRY when nothing classifiable came back (timeout, refused, reset,
-        DNS, TLS): the request may or may not have arrived, and an idempotency key makes a retry safe."""
+        DNS, TLS): the request may or may not have arrived, and an idempotency key makes a retry safe.
+        ``client``: another client of the adapter's than its one shared client."""
         try:
-            return await self._http().post(url, **request)
+            return await (client or self._http()).post(url, **request)
         except httpx.TimeoutException as exc:
             return DeliveryResult(Outcome.RETRY, detail=one_line(f"timed out ({type(exc).__name__}): {exc}"))
         except httpx.TransportError as exc:

@@ -12,8 +12,11 @@ our contact (``sub``); its JWT is cached per origin for 12 hours. ``TTL``, ``Urg
 (RFC 8030 §5.2-5.4) come from the message's ``ttl_seconds``, ``urgency`` and ``collapse_key``.
 
 An endpoint is a URL that came from a browser, so it is untrusted: at send time its host is resolved
-and a loopback, private, link-local or reserved address is refused (SSRF) unless
-``allow_private`` (tests); redirects are never followed.
+and any loopback, private, link-local or reserved address among the answers is refused (SSRF) unless
+``allow_private`` (tests). The request then goes to the vetted address itself, with the name kept as
+Host header and TLS SNI (the certificate is checked against the name), so a DNS answer that changes
+between the check and the connection (DNS rebinding) cannot move it inside; one client per push
+service host name, so a TLS connection is never reused under another name. Redirects are never followed.
 
 Classification (RFC 8030 §5-§8; autopush: https://mozilla-services.github.io/autopush-rs/errors.html;
 FCM: https://firebase.google.com/docs/cloud-messaging/migrate-v1 web push, "404/410: expired"):
@@ -43,7 +46,6 @@ import binascii
 import hashlib
 import json
 import re
-import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -61,7 +63,7 @@ from .base import DeliveryResult, GoneToken, OutboundPush, Outcome, PushTarget
 from .http import HttpAdapter, pool_limits
 from .http import one_line as _line
 from .sms_twilio import parse_retry_after
-from .webhook import is_public
+from .webhook import Refused, Resolver, Target, check_url, is_public, resolve
 
 MAX_PLAINTEXT = 3_993  # bytes: RFC 8291 §4, 4,096-byte record minus 86 header, 16 tag, 1 padding delimiter
 RECORD_SIZE = 4_096  # bytes: RFC 8291 §4, one record holds the whole payload
@@ -107,11 +109,13 @@ def application_server_key(vapid: Vapid02) -> str:
 class WebPushProvider(HttpAdapter):
     """A :class:`~.base.PushProvider` for ``webpush`` targets; call :meth:`send_to` concurrently."""
 
-    def __init__(self, settings: WebPushSettings) -> None:
+    def __init__(self, settings: WebPushSettings, resolver: Resolver = resolve) -> None:
         self.settings = settings
+        self.resolver = resolver  # name, port -> addresses (blocking; run in a thread)
         self.vapid = load_vapid(settings.vapid_private_key_pem)
         self.public_key = application_server_key(self.vapid)
         self._jwts: dict[str, tuple[str, float]] = {}  # origin -> (Authorization header, signed at, Unix s)
+        self._clients: dict[str, httpx.AsyncClient] = {}  # push service host name -> its client
 
     @classmethod
     def from_settings(cls, settings: Any) -> WebPushProvider:
@@ -135,15 +139,14 @@ class WebPushProvider(HttpAdapter):
         if len(plaintext) > MAX_PLAINTEXT:
             return DeliveryResult(Outcome.FAILED, code="payload_too_large",
                                   detail=f"payload is {len(plaintext)} bytes; web push carries {MAX_PLAINTEXT}")
-        try:
-            refused = None if self.settings.allow_private else await internal_address(urlsplit(endpoint).hostname or "")
-        except OSError as exc:  # DNS down or the name is gone for now: the push service may come back
-            return DeliveryResult(Outcome.RETRY, code="dns", detail=_line(f"cannot resolve the endpoint: {exc}"))
-        if refused:
-            return DeliveryResult(Outcome.BAD_ADDRESS, code="ssrf_blocked", gone=gone,
-                                  detail=f"the endpoint's host resolves to {refused}, an internal address")
+        vetted = await self._vetted(endpoint, gone)
+        if isinstance(vetted, DeliveryResult):
+            return vetted
+        service, address = vetted
         body = encrypt(plaintext, target.p256dh or "", target.auth or "")
-        response = await self.post(endpoint, content=body, headers=self.headers(message, endpoint))
+        headers = self.headers(message, endpoint) | {"Host": service.host_header}
+        response = await self.post(service.url_for(address), client=self._client_for(service.hostname),
+                                   content=body, headers=headers, extensions={"sni_hostname": service.hostname})
         if isinstance(response, DeliveryResult):
             return response
         return classify(response.status_code, endpoint, _error_text(response), response.headers.get("Location"),
@@ -167,6 +170,36 @@ class WebPushProvider(HttpAdapter):
             cached = self.vapid.sign(claims)["Authorization"], now
             self._jwts[aud] = cached
         return cached[0]
+
+    async def _vetted(self, endpoint: str, gone: tuple[GoneToken, ...]) -> tuple[Target, str] | DeliveryResult:
+        """The endpoint's parts and the public address to connect to, or why not."""
+        try:
+            service = check_url(endpoint)  # https only, no credentials, a valid host name
+        except Refused as refused:
+            return DeliveryResult(Outcome.BAD_ADDRESS, code="bad_subscription", detail=refused.result.detail,
+                                  gone=gone)
+        try:
+            addresses = await asyncio.to_thread(self.resolver, service.hostname, service.port)
+        except OSError as exc:  # DNS down or the name is gone for now: the push service may come back
+            return DeliveryResult(Outcome.RETRY, code="dns", detail=_line(f"cannot resolve the endpoint: {exc}"))
+        inside = [] if self.settings.allow_private else [a for a in addresses if not is_public(a)]
+        if inside or not addresses:
+            return DeliveryResult(Outcome.BAD_ADDRESS, code="ssrf_blocked", gone=gone,
+                                  detail=f"the endpoint's host resolves to {', '.join(inside) or 'nothing'}, "
+                                         "not a public address")
+        return service, addresses[0]
+
+    def _client_for(self, hostname: str) -> httpx.AsyncClient:
+        if hostname not in self._clients:
+            # trust_env=False: a proxy from the environment would connect by name, around the vetting.
+            self._clients[hostname] = httpx.AsyncClient(**self.client_options(), trust_env=False)
+        return self._clients[hostname]
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
 
     def client_options(self) -> dict[str, Any]:
         settings = self.settings
@@ -223,16 +256,6 @@ def topic(collapse_key: str) -> str:
     if _TOPIC.fullmatch(collapse_key):
         return collapse_key
     return b64url(hashlib.sha256(collapse_key.encode()).digest())[:TOPIC_CHARS]
-
-
-async def internal_address(host: str) -> str | None:
-    """The first non-global address ``host`` resolves to, else None; OSError when it does not resolve."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
-    for info in infos:
-        address = str(info[4][0]).split("%")[0]  # drop an IPv6 zone ("fe80::1%eth0")
-        if not is_public(address):  # the webhook channel's rule: multicast, 6to4, mapped ... included
-            return address
-    return None
 
 
 def _subscription_problem(target: PushTarget) -> str | None:
