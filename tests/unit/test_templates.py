@@ -6,10 +6,12 @@ import dataclasses
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clarion.delivery.content import locale_fallbacks
 from clarion.delivery.limits import PART_CAPS
-from clarion.delivery.sandbox import CompiledTemplates
+from clarion.delivery.sandbox import CompiledTemplates, sandbox
 from clarion.delivery.templates import (
     Content,
     EmailContent,
@@ -25,6 +27,7 @@ from clarion.delivery.templates import (
     UndefinedVariable,
     WebhookContent,
     WebPushContent,
+    is_literal,
     render,
 )
 
@@ -331,3 +334,13 @@ def test_limits_are_configurable():
 
     with pytest.raises(LimitExceeded, match="range"):
         render(sms("{% for i in range(6) %}{% endfor %}"), context(), RenderSettings(limits=limits))
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200))
+def test_text_taken_as_literal_renders_exactly_as_jinja_would(text):
+    # given any text the renderer passes through without Jinja (no braces, no CR, no trailing newline)
+    if not is_literal(text):
+        return
+    # then Jinja itself, escaping or not, would have produced the same text
+    for autoescape in (False, True):
+        assert sandbox(autoescape).from_string(text).render() == text

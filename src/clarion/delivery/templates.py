@@ -115,7 +115,7 @@ class _Parts:
         self.cache = cache
 
     def render(self, part: str, source: str | None, autoescape: bool = False, cap_name: str | None = None) -> Any:
-        if not source:
+        if not source or is_literal(source):  # Jinja would give it back unchanged: skip the machinery
             return source
         compiled = self.compiled(part, source, autoescape)
         self.state.part = part
@@ -150,6 +150,12 @@ class _Parts:
         size = sum(_measure(text, cap) for text in texts if text)
         if size > cap.limit:
             raise LimitExceeded(cap_name, f"{size:,} {cap.unit} is over the {cap.limit:,} allowed ({cap.source})")
+
+
+def is_literal(source: str) -> bool:
+    """Text that renders as itself: no ``{`` (so no ``{{``, ``{%``, ``{#``), and nothing Jinja rewrites in plain
+    text (it turns ``\r\n`` into ``\n`` and drops one trailing newline). Its output cap is checked after."""
+    return "{" not in source and "\r" not in source and not source.endswith("\n")
 
 
 def _stream(compiled: JinjaTemplate, variables: dict[str, Any], cap: PartCap, part: str) -> str:
