@@ -36,11 +36,11 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode
 
 from clarion.channels.sms_segments import count_segments
-from threaded_server import serve_in_thread, stop_server
+from threaded_server import PeerHandler, ThreadedPeer
 
 BODY_LIMIT = 1600  # characters: Twilio refuses a longer body with 21617
 TWIML_LIMIT = 4000  # characters of the Calls API's Twiml parameter: Twilio refuses a longer one with 32018
@@ -139,7 +139,7 @@ class PlacedCall:
 
 
 @dataclass
-class TwilioPeer:
+class TwilioPeer(ThreadedPeer):
     account_sid: str = "AC" + "0" * 32
     auth_token: str = "test-auth-token"
     answers: Mapping[str, Answer] = field(default_factory=lambda: dict(DEFAULT_ANSWERS))
@@ -152,32 +152,10 @@ class TwilioPeer:
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "the peer is not started"
-        return self._server.server_address[1]
+    thread_name = "twilio-peer"
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> TwilioPeer:
-        peer = self
-
-        class Handler(_Handler):
-            twilio = peer
-        self._server, self._thread = serve_in_thread(Handler, "twilio-peer")
-        return self
-
-    def stop(self) -> None:
-        stop_server(self._server, self._thread)
-        self._server = self._thread = None
-
-    def __enter__(self) -> TwilioPeer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def handler(self) -> type[_Handler]:
+        return type("Handler", (_Handler,), {"twilio": self})
 
     def handle(self, path: str, headers: dict[str, str], form: dict[str, str],
                pairs: tuple[tuple[str, str], ...] = ()) -> tuple[int, dict[str, str], bytes]:
@@ -309,21 +287,9 @@ def _error(answer: Answer) -> tuple[int, dict[str, str], dict]:
                                     "status": answer.status}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(PeerHandler):
     twilio: TwilioPeer
-    protocol_version = "HTTP/1.1"  # keep-alive, as the channel's pool expects
 
     def do_POST(self) -> None:  # noqa: N802 (named by http.server)
-        length = int(self.headers.get("Content-Length") or 0)
-        pairs = tuple(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        status, extra, body = self.twilio.handle(self.path, headers, dict(pairs), pairs)
-        self.send_response(status)
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's signature)
-        pass  # quiet: pytest shows failures, not every request
+        pairs = tuple(parse_qsl(self.request_body().decode(), keep_blank_values=True))
+        self.reply(*self.twilio.handle(self.path, self.lower_headers(), dict(pairs), pairs))

@@ -26,10 +26,10 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
-from threaded_server import serve_in_thread, stop_server
+from threaded_server import PeerHandler, ThreadedPeer
 
 TOLERANCE = 300  # seconds: the receiver's replay window
 
@@ -75,7 +75,7 @@ class Request:
 
 
 @dataclass
-class WebhookPeer:
+class WebhookPeer(ThreadedPeer):
     secret: str = "whsec_test"
     tls: bool = False
     names: tuple[str, ...] = ("localhost", "127.0.0.1")  # the certificate's names (tls=True)
@@ -91,35 +91,22 @@ class WebhookPeer:
     _tmp: Any = None
     _sni_names: dict[int, str | None] = field(default_factory=dict)  # id(TLS socket) -> the SNI it sent
 
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "the peer is not started"
-        return self._server.server_address[1]
+    thread_name = "webhook-peer"
 
     def url(self, path: str = "/ok", host: str = "127.0.0.1") -> str:
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}{path}"
 
-    def start(self) -> WebhookPeer:
-        peer = self
+    def handler(self) -> type[_Handler]:
+        return type("Handler", (_Handler,), {"webhook": self})
 
-        class Handler(_Handler):
-            webhook = peer
-        self._server, self._thread = serve_in_thread(Handler, "webhook-peer",
-                                                     self._tls_context() if self.tls else None)
-        return self
+    def tls_context(self) -> ssl.SSLContext | None:
+        return self._tls_context() if self.tls else None
 
     def stop(self) -> None:
-        stop_server(self._server, self._thread)
-        self._server = self._thread = None
+        super().stop()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __enter__(self) -> WebhookPeer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def _tls_context(self) -> ssl.SSLContext:
         import tempfile
@@ -166,21 +153,9 @@ def _verifies(secret: str, timestamp: str | None, body: bytes, header: str | Non
     return any(hmac.compare_digest(expected, given.strip()) for given in (header or "").split(","))
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(PeerHandler):
     webhook: WebhookPeer
-    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
         server_name = self.webhook._sni_names.get(id(self.connection))
-        status, headers, payload = self.webhook.handle(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                                       body, server_name)
-        self.send_response(status)
-        for name, value in {"Content-Length": str(len(payload)), **headers}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
-        pass
+        self.reply(*self.webhook.handle(self.path, self.lower_headers(), self.request_body(), server_name))

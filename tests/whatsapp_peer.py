@@ -37,10 +37,10 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
-from threaded_server import serve_in_thread, stop_server
+from threaded_server import PeerHandler, ThreadedPeer
 
 TEXT_LIMIT = 4096  # characters: a text message body (Cloud API messages reference)
 WABA_ID = "102290129340398"  # the WhatsApp Business Account id webhooks name (Meta's example value)
@@ -104,7 +104,7 @@ class Request:
 
 
 @dataclass
-class WhatsAppPeer:
+class WhatsAppPeer(ThreadedPeer):
     phone_number_id: str = "106540352242922"
     access_token: str = "test-access-token"
     app_secret: str = "test-app-secret"
@@ -116,32 +116,10 @@ class WhatsAppPeer:
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "the peer is not started"
-        return self._server.server_address[1]
+    thread_name = "whatsapp-peer"
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> WhatsAppPeer:
-        peer = self
-
-        class Handler(_Handler):
-            graph = peer
-        self._server, self._thread = serve_in_thread(Handler, "whatsapp-peer")
-        return self
-
-    def stop(self) -> None:
-        stop_server(self._server, self._thread)
-        self._server = self._thread = None
-
-    def __enter__(self) -> WhatsAppPeer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def handler(self) -> type[_Handler]:
+        return type("Handler", (_Handler,), {"graph": self})
 
     def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], bytes]:
         """The answer to one POST, recorded first."""
@@ -290,20 +268,8 @@ def _error(answer: Answer, subcode: int | None = None) -> tuple[int, dict[str, s
     return answer.status, headers, {"error": error}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(PeerHandler):
     graph: WhatsAppPeer
-    protocol_version = "HTTP/1.1"  # keep-alive, as the channel's pool expects
 
     def do_POST(self) -> None:  # noqa: N802 (named by http.server)
-        length = int(self.headers.get("Content-Length") or 0)
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        status, extra, body = self.graph.handle(self.path, headers, self.rfile.read(length))
-        self.send_response(status)
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's signature)
-        pass  # quiet: pytest shows failures, not every request
+        self.reply(*self.graph.handle(self.path, self.lower_headers(), self.request_body()))

@@ -6,7 +6,6 @@ Retry-After ... Nothing on the network is mocked; the status callback goes over 
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from channel_runs import send_all
 from clarion.channels.base import DeliveryResult, OutboundSms, Outcome
 from clarion.channels.sms_twilio import (
     IDEMPOTENCY_HEADER,
@@ -46,15 +46,6 @@ def settings(peer: TwilioPeer, **overrides) -> TwilioSettings:
 def sms(to: str, n: int = 0, **fields) -> OutboundSms:
     values = {"to": to, "body": f"Hello {n}", "message_id": f"d{n}", "idempotency_key": f"k{n}-{to}"} | fields
     return OutboundSms(**values)
-
-
-def send_all(channel: TwilioSmsChannel, messages: list[OutboundSms]) -> list[DeliveryResult]:
-    async def run() -> list[DeliveryResult]:
-        try:
-            return list(await asyncio.gather(*(channel.send(m) for m in messages)))
-        finally:
-            await channel.aclose()
-    return asyncio.run(run())
 
 
 def send_one(channel_settings: TwilioSettings, message: OutboundSms) -> DeliveryResult:

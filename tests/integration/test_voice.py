@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from test_twilio_hooks import TOKEN, post
 
+from channel_runs import send_all
 from clarion.api.app import create_app
 from clarion.bootstrap import Clarion
 from clarion.channels.base import DeliveryResult, OutboundCall, Outcome
@@ -66,15 +67,6 @@ def call(to: str, n: int = 0, **fields) -> OutboundCall:
     values = {"to": to, "text": f"Hello {n}", "language": "en-US", "message_id": f"d{n}",
               "idempotency_key": f"k{n}-{to}"} | fields
     return OutboundCall(**values)
-
-
-def send_all(channel: TwilioVoiceChannel, calls: list[OutboundCall]) -> list[DeliveryResult]:
-    async def go() -> list[DeliveryResult]:
-        try:
-            return list(await asyncio.gather(*(channel.send(c) for c in calls)))
-        finally:
-            await channel.aclose()
-    return asyncio.run(go())
 
 
 def send_one(settings: TwilioVoiceSettings, message: OutboundCall) -> DeliveryResult:

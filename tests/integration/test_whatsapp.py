@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from channel_runs import send_all
 from clarion.channels.base import DeliveryResult, OutboundWhatsApp, Outcome
 from clarion.channels.whatsapp import (
     WHATSAPP_STOPPED_MARKETING,
@@ -47,15 +48,6 @@ def template(to: str, n: int = 0, **fields) -> OutboundWhatsApp:
     values = {"to": to, "message_id": f"{n}.abc", "idempotency_key": f"k{n}", "template": "autumn_offer",
               "language": "en_US", "parameters": ("Ana", "20%")} | fields
     return OutboundWhatsApp(**values)
-
-
-def send_all(channel: WhatsAppChannel, messages: list[OutboundWhatsApp]) -> list[DeliveryResult]:
-    async def run() -> list[DeliveryResult]:
-        try:
-            return list(await asyncio.gather(*(channel.send(m) for m in messages)))
-        finally:
-            await channel.aclose()
-    return asyncio.run(run())
 
 
 def send_one(channel_settings: WhatsAppSettings, message: OutboundWhatsApp) -> DeliveryResult:

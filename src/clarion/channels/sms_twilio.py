@@ -40,7 +40,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -107,7 +107,29 @@ class TwilioSettings:
         return f"{self.base_url.rstrip('/')}/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
 
 
-class TwilioSmsChannel(HttpAdapter):
+class TwilioAdapter(HttpAdapter):
+    """One Twilio account's client (basic auth, JSON answers), shared by the SMS and voice channels.
+    ``settings`` has ``account_sid``, ``auth_token``, ``timeout`` and ``max_connections``."""
+
+    settings: Any
+
+    async def post_form(self, url: str, form: Mapping[str, Any], idempotency_key: str,
+                        classify_answer: Callable[[int, Mapping[str, object], str | None], DeliveryResult],
+                        ) -> DeliveryResult:
+        """POSTs one resource's form with its idempotency token; the answer classified, or RETRY."""
+        response = await self.post(url, data=form, headers={IDEMPOTENCY_HEADER: idempotency_key})
+        if isinstance(response, DeliveryResult):
+            return response
+        return classify_answer(response.status_code, _json(response), response.headers.get("Retry-After"))
+
+    def client_options(self) -> dict[str, Any]:
+        settings = self.settings
+        limits = pool_limits(settings.max_connections)
+        return {"auth": (settings.account_sid, settings.auth_token), "limits": limits,
+                "timeout": httpx.Timeout(settings.timeout), "headers": {"Accept": "application/json"}}
+
+
+class TwilioSmsChannel(TwilioAdapter):
     """An :class:`~.base.SmsChannel` over one Twilio account; call :meth:`send` concurrently."""
 
     def __init__(self, settings: TwilioSettings) -> None:
@@ -120,17 +142,7 @@ class TwilioSmsChannel(HttpAdapter):
         form = self._form(message)
         if form is None:
             return DeliveryResult(Outcome.CONFIG_ERROR, detail="no sender: set from_number or messaging_service_sid")
-        response = await self.post(self.settings.messages_url, data=form,
-                                               headers={IDEMPOTENCY_HEADER: message.idempotency_key})
-        if isinstance(response, DeliveryResult):
-            return response
-        return classify(response.status_code, _json(response), response.headers.get("Retry-After"))
-
-    def client_options(self) -> dict[str, Any]:
-        settings = self.settings
-        limits = pool_limits(settings.max_connections)
-        return {"auth": (settings.account_sid, settings.auth_token), "limits": limits,
-                "timeout": httpx.Timeout(settings.timeout), "headers": {"Accept": "application/json"}}
+        return await self.post_form(self.settings.messages_url, form, message.idempotency_key, classify)
 
     def _form(self, message: OutboundSms) -> dict[str, str] | None:
         settings = self.settings

@@ -42,16 +42,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-import httpx
-
 from .base import DeliveryResult, OutboundCall, Outcome
-from .http import HttpAdapter, pool_limits
-from .http import json_object as _json
 from .http import one_line as _line
-from .sms_twilio import API_VERSION, E164, IDEMPOTENCY_HEADER, with_query
+from .sms_twilio import API_VERSION, E164, TwilioAdapter, with_query
 from .sms_twilio import classify as classify_twilio
 
 TWIML_LIMIT = 4000  # characters of the Twiml parameter: Twilio error 32018
@@ -116,7 +111,7 @@ class TwilioVoiceSettings:
                    max_connections=max(1, settings.voice_concurrency))
 
 
-class TwilioVoiceChannel(HttpAdapter):
+class TwilioVoiceChannel(TwilioAdapter):
     """Places calls through one Twilio account; call :meth:`send` concurrently."""
 
     def __init__(self, settings: TwilioVoiceSettings) -> None:
@@ -137,17 +132,8 @@ class TwilioVoiceChannel(HttpAdapter):
         if len(twiml) > TWIML_LIMIT:
             return DeliveryResult(Outcome.FAILED, code=TWIML_TOO_LONG,
                                   detail=f"TwiML of {len(twiml):,} characters is over Twilio's {TWIML_LIMIT:,}")
-        response = await self.post(self.settings.calls_url, data=self._form(message, sender, twiml),
-                                               headers={IDEMPOTENCY_HEADER: message.idempotency_key})
-        if isinstance(response, DeliveryResult):
-            return response
-        return classify(response.status_code, _json(response), response.headers.get("Retry-After"))
-
-    def client_options(self) -> dict[str, Any]:
-        settings = self.settings
-        limits = pool_limits(settings.max_connections)
-        return {"auth": (settings.account_sid, settings.auth_token), "limits": limits,
-                "timeout": httpx.Timeout(settings.timeout), "headers": {"Accept": "application/json"}}
+        return await self.post_form(self.settings.calls_url, self._form(message, sender, twiml),
+                                    message.idempotency_key, classify)
 
     def _form(self, message: OutboundCall, sender: str, twiml: str) -> dict[str, str | list[str]]:
         settings = self.settings
