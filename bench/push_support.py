@@ -26,6 +26,8 @@ PEER = ROOT / "tests" / "fcm_peer.py"
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(HERE))
 
+from send_support import process_cpu_seconds, stop_process  # noqa: E402
+
 from clarion.store.types import UtcDateTime  # noqa: E402
 
 # Real registration tokens are about 160 characters ("<instance id>:APA91b<...>"); the body's size matters.
@@ -84,21 +86,10 @@ class PeerProcess:
             return json.loads(response.read())
 
     def cpu_seconds(self) -> float:
-        import psutil
-
-        try:
-            times = psutil.Process(self.proc.pid).cpu_times()
-            return times.user + times.system
-        except psutil.Error:
-            return 0.0
+        return process_cpu_seconds(self.proc)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
 
 

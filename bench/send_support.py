@@ -191,25 +191,35 @@ class Sink:
         return 0
 
     def cpu_seconds(self) -> float:
-        import psutil
-
-        try:
-            times = psutil.Process(self.proc.pid).cpu_times()
-            return times.user + times.system
-        except psutil.Error:
-            return 0.0
+        return process_cpu_seconds(self.proc)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self._out.close()
 
 
 # -- the raw blast -----------------------------------------------------------------------------------
+def process_cpu_seconds(proc: subprocess.Popen) -> float:
+    """User + system CPU seconds of a helper process so far (0 once it is gone)."""
+    import psutil
+
+    try:
+        times = psutil.Process(proc.pid).cpu_times()
+        return times.user + times.system
+    except psutil.Error:
+        return 0.0
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminates a helper process, killing it if it does not exit within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def raw_blast(port: int, sender: str, messages: Sequence[bytes], recipients: Sequence[str], total: int,
               connections: int) -> float:
     """Seconds to send ``total`` pre-built messages with smtplib, ``connections`` threads of one connection
