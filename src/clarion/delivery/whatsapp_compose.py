@@ -5,7 +5,7 @@ the business (the customer-service window); outside it only an approved template
 https://developers.facebook.com/docs/whatsapp/pricing#customer-service-windows
 
 So the composer sends the rendered ``text`` when the content has one and the contact wrote within
-:data:`~clarion.runners.loaded_campaign.WHATSAPP_SESSION` of ``now`` (``item.last_inbound_at``, from the
+:data:`~clarion.domain.campaigns.WHATSAPP_SESSION` of ``now`` (``item.last_inbound_at``, from the
 "WhatsApp Message Received" events the webhook records); otherwise the approved ``template`` with its
 rendered body parameters. Content with text only, for a contact outside the window, is normally skipped
 earlier by the policy chain (``outside_session_window``); if it gets here it is a :class:`RenderError`.
@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from ..channels.base import OutboundWhatsApp
-from ..runners.loaded_campaign import WHATSAPP_SESSION
+from ..domain.campaigns import WHATSAPP_SESSION
 from .compose import PartComposer
 from .errors import RenderError
 

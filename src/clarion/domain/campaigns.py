@@ -17,6 +17,11 @@ from .sending_time import QuietHours, next_local_time
 # Channels the ledger knows; "*" in caps and quiet hours means "every channel".
 CHANNELS = ("email", "sms", "whatsapp", "voice", "push", "webpush", "webhook", "inapp")
 ANY_CHANNEL = "*"
+# WhatsApp Business messaging policy: free-form messages within 24 hours of the customer's last message.
+WHATSAPP_SESSION = dt.timedelta(hours=24)
+# Calls keep to 8:00-21:00 local time even when no quiet hours are configured: the US TCPA rule for
+# telemarketing calls (47 CFR 64.1200(c)(1)), a sensible floor everywhere.
+VOICE_QUIET_HOURS = QuietHours.parse("21:00-08:00")
 
 
 class _Strict(BaseModel):

@@ -16,19 +16,12 @@ from ..delivery.content import Template
 from ..delivery.facts import LONGEST_CAP_WINDOW, BatchScope
 from ..delivery.policies import CampaignRules
 from ..delivery.template_store import template_from_document
-from ..domain.campaigns import CampaignSettings, DeliveryDefaults
+from ..domain.campaigns import VOICE_QUIET_HOURS, WHATSAPP_SESSION, CampaignSettings, DeliveryDefaults
 from ..domain.rules import Rule
-from ..domain.sending_time import QuietHours
 from ..segments.compiler import CompileContext
 from ..segments.rule_json import rule_from_json
 from ..services.segments import SegmentService
 from ..store.schema_delivery import campaigns, templates
-
-# WhatsApp Business messaging policy: free-form messages within 24 hours of the customer's last message.
-WHATSAPP_SESSION = timedelta(hours=24)
-# Calls keep to 8:00-21:00 local time even when no quiet hours are configured: the US TCPA rule for
-# telemarketing calls (47 CFR 64.1200(c)(1)), a sensible floor everywhere.
-VOICE_QUIET_HOURS = QuietHours.parse("21:00-08:00")
 
 
 @dataclass(frozen=True)
