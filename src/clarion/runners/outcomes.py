@@ -61,7 +61,7 @@ class Checkpoint:
         self.consent = ConsentService(settings.hash_salt)
 
     def apply(self, conn: Connection, campaign: Any, outcomes: list[SendOutcome], now: datetime) -> dict[str, int]:
-        changes, entries, received, released = [], [], [], []
+        changes, entries, received, released, stored = [], [], [], [], []
         summary: dict[str, int] = {}
         for outcome in outcomes:
             row = outcome.item.row
@@ -75,14 +75,14 @@ class Checkpoint:
             for gone in outcome.result.gone if outcome.result is not None else ():
                 devices.invalidate(conn, gone.kind, gone.token, gone.since)
             if kind == "sent" and campaign.channel == "inapp":
-                inbox.deliver(conn, outcome.message, campaign_id=campaign.id, delivery_id=row.id, now=now,
-                              keep_for=INBOX_KEEPS)
+                stored.append((row.id, outcome.message))
             if kind == "sent":
                 received.append({"contact_id": row.contact_id, "campaign_id": campaign.id,
                                  "channel": campaign.channel, "action": "received", "occurred_at": now})
         ledger.settle(conn, changes)
         ledger.release(conn, released, now)
         ledger.write_log(conn, entries, now, self.worker_id)
+        inbox.deliver(conn, stored, campaign_id=campaign.id, now=now, keep_for=INBOX_KEEPS)
         if received:
             conn.execute(engagements.insert(), received)
         return summary

@@ -7,6 +7,7 @@ newest first, pages with ``before`` (an id), and marks them read; expired messag
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,14 +23,18 @@ MAX_PAGE = 200  # messages per request
 _FIELDS = ("id", "campaign_id", "title", "body", "url", "image", "data", "created_at", "read_at", "expires_at")
 
 
-def deliver(conn: Connection, message: OutboundInApp, *, campaign_id: int, delivery_id: int, now: datetime,
+def deliver(conn: Connection, sent: Sequence[tuple[int, OutboundInApp]], *, campaign_id: int, now: datetime,
             keep_for: timedelta | None = None) -> None:
-    """Stores one message; storing the same delivery again changes nothing."""
-    statement = insert_for(conn, inbox_messages).values(
-        contact_id=message.contact_id, campaign_id=campaign_id, delivery_id=delivery_id, title=message.title,
-        body=message.body, url=message.url, image=message.image, data=message.data or None, created_at=now,
-        expires_at=now + keep_for if keep_for else None)
-    conn.execute(statement.on_conflict_do_nothing(index_elements=["delivery_id"]))
+    """Stores a batch's messages, given with their delivery ids, in one statement; storing the same delivery
+    again changes nothing."""
+    if not sent:
+        return
+    expires_at = now + keep_for if keep_for else None
+    rows = [{"contact_id": message.contact_id, "campaign_id": campaign_id, "delivery_id": delivery_id,
+             "title": message.title, "body": message.body, "url": message.url, "image": message.image,
+             "data": message.data or None, "created_at": now, "expires_at": expires_at}
+            for delivery_id, message in sent]
+    conn.execute(insert_for(conn, inbox_messages).on_conflict_do_nothing(index_elements=["delivery_id"]), rows)
 
 
 def messages(conn: Connection, contact_id: int, now: datetime, *, unread_only: bool = False,
