@@ -8,6 +8,7 @@ Clarion set each message's and call's status callback (``CLARION_TWILIO_STATUS_C
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
@@ -46,19 +47,19 @@ async def inbound(clarion: ClarionDep, request: Request) -> Response:
 
 @router.post("/sms/status", summary="A delivery receipt for a text Clarion sent")
 async def status(clarion: ClarionDep, request: Request, message_id: str = "") -> Response:
-    form = await _signed_form(request, clarion.settings.twilio_auth_token)
-    if form is None:
-        return Response("invalid signature", status_code=403)
-    with clarion.store.write() as conn:
-        found = delivery_receipt(conn, clarion.consent, message_id[:250], form)
-    return Response(status_code=204 if found else 404)
+    return await _status(clarion, request, message_id, delivery_receipt)
 
 
 @router.post("/voice/status", summary="A status of a call Clarion placed (answered, completed, busy, failed ...)")
 async def voice_status(clarion: ClarionDep, request: Request, message_id: str = "") -> Response:
+    return await _status(clarion, request, message_id, call_status)
+
+
+async def _status(clarion, request: Request, message_id: str, record: Callable[..., bool]) -> Response:
+    """A signed status callback, recorded on the delivery ``message_id`` names (404 when none does)."""
     form = await _signed_form(request, clarion.settings.twilio_auth_token)
     if form is None:
         return Response("invalid signature", status_code=403)
     with clarion.store.write() as conn:
-        found = call_status(conn, clarion.consent, message_id[:250], form)
+        found = record(conn, clarion.consent, message_id[:250], form)
     return Response(status_code=204 if found else 404)

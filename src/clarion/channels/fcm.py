@@ -147,21 +147,18 @@ class FcmProvider:
         if target.kind != "fcm":
             raise ValueError(f"FcmProvider cannot send to a {target.kind!r} target")
         body = build_body(message, target.token)
-        bearer = await self.authorization()
-        if isinstance(bearer, DeliveryResult):
-            return bearer
-        response = await self._post(body, bearer)
-        if isinstance(response, DeliveryResult):
-            return response
-        status, retry_after, content = response
-        if status == 401 and _error_code(_json(content)) != "THIRD_PARTY_AUTH_ERROR":
-            bearer = await self.authorization(stale=bearer)  # revoked or expired early: one fetch, one resend
+        stale = None
+        for _ in range(2):  # a 401 means the token was revoked or expired early: one fetch, one resend
+            bearer = await self.authorization(stale=stale)
             if isinstance(bearer, DeliveryResult):
                 return bearer
             response = await self._post(body, bearer)
             if isinstance(response, DeliveryResult):
                 return response
             status, retry_after, content = response
+            if status != 401 or _error_code(_json(content)) == "THIRD_PARTY_AUTH_ERROR":
+                break
+            stale = bearer
         return classify(status, _json(content), target.token, retry_after)
 
     async def aclose(self) -> None:
