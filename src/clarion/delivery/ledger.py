@@ -99,6 +99,16 @@ def write_log(conn: Connection, entries: Iterable[LogEntry], now: datetime, work
         conn.execute(delivery_log.insert(), rows)
 
 
+def by_message_id(conn: Connection, message_id: str) -> Any:
+    """The delivery whose Clarion message id ("<delivery id>.<key>", echoed back by a provider) this is, or
+    None: looked up by primary key, and the whole id must match, so a guessed id finds nothing."""
+    prefix = message_id.split(".", 1)[0]
+    if not (prefix.isascii() and prefix.isdecimal()):
+        return None
+    return conn.execute(select(deliveries).where(deliveries.c.id == int(prefix),
+                                                 deliveries.c.message_id == message_id[:250])).first()
+
+
 def counts(conn: Connection, campaign_id: int) -> dict[str, int]:
     """Deliveries per state, from the ledger (never from what a worker fetched)."""
     rows = conn.execute(select(deliveries.c.status, func.count()).where(deliveries.c.campaign_id == campaign_id)

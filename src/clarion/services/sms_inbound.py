@@ -18,7 +18,6 @@ from ..channels.voice_twilio import BAD_ADDRESS_CODES as INVALID_CALL_NUMBER_COD
 from ..delivery import ledger
 from ..domain.consent import Channel, ConsentStatus, SuppressionReason
 from ..store.schema import identities
-from ..store.schema_delivery import deliveries
 from .clock import utcnow
 from .consent import ConsentService
 
@@ -41,7 +40,7 @@ def inbound_text(conn: Connection, consent: ConsentService, sender: str, body: s
 
 def delivery_receipt(conn: Connection, consent: ConsentService, message_id: str, params: dict[str, str]) -> bool:
     """Logs a receipt on the delivery named by Clarion's ``message_id``; False when it names none."""
-    row = _delivery(conn, message_id)
+    row = ledger.by_message_id(conn, message_id)
     if row is None:
         return False
     status = params.get("MessageStatus", "")[:16]
@@ -56,7 +55,7 @@ def delivery_receipt(conn: Connection, consent: ConsentService, message_id: str,
 def call_status(conn: Connection, consent: ConsentService, message_id: str, params: dict[str, str]) -> bool:
     """Logs a call's status (initiated, ringing, in-progress, completed, busy, no-answer, failed, canceled)
     on the delivery named by ``message_id``; False when it names none."""
-    row = _delivery(conn, message_id)
+    row = ledger.by_message_id(conn, message_id)
     if row is None:
         return False
     status = params.get("CallStatus", "")[:16]
@@ -69,11 +68,3 @@ def call_status(conn: Connection, consent: ConsentService, message_id: str, para
         consent.suppress(conn, "phone", params["To"], SuppressionReason.HARD_BOUNCE, note=f"Twilio {code}")
     return True
 
-
-def _delivery(conn: Connection, message_id: str) -> Any:
-    """The delivery whose Clarion ``message_id`` ("<delivery id>.<key>") this is, or None."""
-    prefix = message_id.split(".", 1)[0]
-    if not prefix.isdecimal():
-        return None
-    return conn.execute(select(deliveries).where(deliveries.c.id == int(prefix),
-                                                 deliveries.c.message_id == message_id)).first()

@@ -36,7 +36,6 @@ from ..delivery import ledger
 from ..domain.consent import Channel, ConsentStatus
 from ..domain.errors import ClarionError
 from ..domain.events import WHATSAPP_MESSAGE_RECEIVED, EventInput
-from ..store.schema import identities
 from ..store.schema_delivery import deliveries
 from .clock import utcnow
 from .consent import ConsentService
@@ -131,10 +130,6 @@ class WhatsAppInbound:
 
     def _contact(self, conn: Connection, phone: str) -> int | None:
         """The contact with this phone, created when unknown (someone wrote to us first); None when erased."""
-        found = conn.execute(select(identities.c.contact_id).where(
-            identities.c.kind == "phone", identities.c.value == phone)).scalar()
-        if found is not None:
-            return found
         try:
             return self.contacts.resolve(conn, Identifiers(phone=phone))
         except ClarionError:  # Erased: a person who asked to be forgotten is not brought back by a message
@@ -143,12 +138,9 @@ class WhatsAppInbound:
 
 def _delivery(conn: Connection, wamid: str, callback_data: str) -> Any:
     """The delivery a status names: by Clarion's message id echoed back (the primary key), else by wamid."""
-    prefix = callback_data.split(".", 1)[0]
-    if prefix.isdecimal():
-        row = conn.execute(select(deliveries).where(deliveries.c.id == int(prefix),
-                                                    deliveries.c.message_id == callback_data[:250])).first()
-        if row is not None:
-            return row
+    row = ledger.by_message_id(conn, callback_data)
+    if row is not None:
+        return row
     if not wamid:
         return None
     return conn.execute(select(deliveries).where(deliveries.c.provider_id == wamid)
