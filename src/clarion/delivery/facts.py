@@ -66,7 +66,7 @@ def recipients(conn: Connection, scope: BatchScope, rows: Sequence[Any], profile
     else:
         addresses = {cid: _address(scope.channel, profiles[cid]) for cid in ids}
     inbound = _last_inbound(conn, ids) if scope.channel == "whatsapp" else {}
-    suppressed = _suppressions(conn, scope.channel, addresses)
+    suppressed = suppressions_of(conn, scope.channel, addresses)
     consenting = _consenting(conn, scope, ids)
     eligible = _eligible(conn, scope.eligibility, ids, compile_context)
     recent = _recent_sends(conn, ids, now - scope.cap_lookback) if scope.cap_lookback else {}
@@ -123,7 +123,8 @@ def _last_inbound(conn: Connection, ids: Sequence[int]) -> dict[int, datetime]:
     return {contact_id: at for contact_id, at in rows}
 
 
-def _suppressions(conn: Connection, channel: str, addresses: Mapping[int, str | None]) -> dict[str, str]:
+def suppressions_of(conn: Connection, channel: str, addresses: Mapping[int, str | None]) -> dict[str, str]:
+    """The suppression reason of each suppressed address among ``addresses`` (email, or phone channels)."""
     kind = "email" if channel == "email" else "phone" if channel in PHONE_CHANNELS else None
     wanted = sorted({a for a in addresses.values() if a})
     if kind is None or not wanted:
@@ -138,14 +139,18 @@ def _consenting(conn: Connection, scope: BatchScope, ids: Sequence[int]) -> set[
     by ``segments.reachable.consent_allows``, the Python twin of the SQL that segments use."""
     if not scope.marketing or not ids:
         return set()
-    topics_wanted = [ALL_TOPICS] + ([scope.topic] if scope.topic else [])
+    return consenting(conn, scope.channel, scope.topic, ids)
+
+
+def consenting(conn: Connection, channel: str, topic: str | None, ids: Sequence[int]) -> set[int]:
+    """Those of ``ids`` whose consent to ``channel`` (and ``topic``) allows a marketing message."""
+    topics_wanted = [ALL_TOPICS] + ([topic] if topic else [])
     states: dict[int, dict[str, str]] = defaultdict(dict)
     for row in conn.execute(select(consents.c.contact_id, consents.c.topic, consents.c.status).where(
-            consents.c.contact_id.in_(ids), consents.c.channel == scope.channel, consents.c.topic.in_(topics_wanted))):
+            consents.c.contact_id.in_(ids), consents.c.channel == channel, consents.c.topic.in_(topics_wanted))):
         states[row.contact_id][row.topic] = row.status
-    double_opt_in = bool(scope.topic and conn.execute(select(topics.c.double_opt_in).where(
-        topics.c.key == scope.topic)).scalar())
-    return {cid for cid in ids if consent_allows(states.get(cid, {}), scope.topic, double_opt_in)}
+    double_opt_in = bool(topic and conn.execute(select(topics.c.double_opt_in).where(topics.c.key == topic)).scalar())
+    return {cid for cid in ids if consent_allows(states.get(cid, {}), topic, double_opt_in)}
 
 
 def _eligible(conn: Connection, rule: Rule | None, ids: Sequence[int],

@@ -31,16 +31,15 @@ from typing import Any, TextIO
 from sqlalchemy import Connection, select
 
 from ..config import Settings
-from ..delivery.context import CONTACT_FIELDS, RenderContext
+from ..delivery.context import RenderContext
 from ..delivery.errors import RenderError
+from ..delivery.facts import consenting, load_contacts, suppressions_of
 from ..delivery.template_store import template_from_document
 from ..delivery.templates import RenderSettings, Template, render
-from ..domain.consent import ALL_TOPICS
 from ..domain.errors import FieldError, NotFound
 from ..segments.compiler import compile_rule
-from ..segments.reachable import PHONE_CHANNELS, consent_allows
+from ..segments.reachable import PHONE_CHANNELS
 from ..segments.rule_json import rule_from_json
-from ..store.schema import consents, contacts, suppressions, topics
 from ..store.schema_delivery import templates
 from ..store.schema_scores import segments
 from .clock import utcnow
@@ -103,7 +102,7 @@ def export_csv(conn: Connection, out: TextIO, *, segment: str, template: str, se
     skipped: dict[str, int] = defaultdict(int)
     done = 0
     for chunk in _chunks(ids, CHUNK):
-        profiles = _profiles(conn, chunk)
+        profiles = load_contacts(conn, chunk)
         refused = _refused(conn, channel, topic, profiles) if channel else {}
         for contact_id in chunk:
             profile = profiles.get(contact_id)
@@ -175,33 +174,20 @@ def _members(conn: Connection, settings: Settings, segment: str, now: datetime) 
     return list(conn.execute(select(query.c[0]).order_by(query.c[0])).scalars())
 
 
-def _profiles(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    columns = [contacts.c[name] for name in CONTACT_FIELDS] + [contacts.c.merged_into]
-    return {row.id: dict(row._mapping) for row in conn.execute(select(*columns).where(contacts.c.id.in_(ids)))}
-
-
 def _refused(conn: Connection, channel: str, topic: str | None,
              profiles: dict[int, dict[str, Any]]) -> dict[int, str]:
     """Why each contact of the chunk cannot be exported for ``channel``: no_address, suppressed, no_consent."""
     kind = "email" if channel == "email" else "phone"
     addresses = {cid: profile.get(kind) for cid, profile in profiles.items()}
-    wanted = sorted({a for a in addresses.values() if a})
-    suppressed = set(conn.execute(select(suppressions.c.address).where(
-        suppressions.c.kind == kind, suppressions.c.address.in_(wanted))).scalars()) if wanted else set()
-    states: dict[int, dict[str, str]] = defaultdict(dict)
-    topics_wanted = [ALL_TOPICS] + ([topic] if topic else [])
-    for row in conn.execute(select(consents.c.contact_id, consents.c.topic, consents.c.status).where(
-            consents.c.contact_id.in_(list(profiles)), consents.c.channel == channel,
-            consents.c.topic.in_(topics_wanted))):
-        states[row.contact_id][row.topic] = row.status
-    double_opt_in = bool(topic and conn.execute(select(topics.c.double_opt_in).where(topics.c.key == topic)).scalar())
+    suppressed = suppressions_of(conn, channel, addresses)
+    allowed = consenting(conn, channel, topic, list(profiles))
     refused: dict[int, str] = {}
     for cid, address in addresses.items():
         if not address:
             refused[cid] = "no_address"
         elif address in suppressed:
             refused[cid] = "suppressed"
-        elif not consent_allows(states.get(cid, {}), topic, double_opt_in):
+        elif cid not in allowed:
             refused[cid] = "no_consent"
     return refused
 
