@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, delete, select, update
 
+from ..channels.webhook import is_public
 from ..domain.errors import FieldError, NotFound
 from ..store.schema import contacts, devices
 from ..store.sql import insert_for
@@ -86,10 +87,10 @@ def _internal(host: str) -> bool:
     if name == "localhost" or name.endswith((".localhost", ".local", ".internal")):
         return True
     try:
-        address = ipaddress.ip_address(name)
+        ipaddress.ip_address(name)
     except ValueError:
         return "." not in name  # a bare name resolves inside the network
-    return not address.is_global
+    return not is_public(name)  # the send-time rule: multicast, mapped and 6to4 addresses of private ones too
 
 
 def _key(value: str | None, field: str, size: int) -> str:
