@@ -168,7 +168,7 @@ class AutopushPeer:
         with self._lock:
             self.channels[endpoint.rsplit("/", 1)[-1]].active = False
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:

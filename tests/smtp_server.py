@@ -181,10 +181,12 @@ class SmtpTestServer:
             for protocol in list(self._live):
                 if protocol.transport is not None:
                     protocol.transport.close()
-            done.set()
+            # Queued after the close callbacks those calls scheduled: the sockets are closed once it runs.
+            asyncio.get_running_loop().call_soon(done.set)
         assert self._loop is not None
         self._loop.call_soon_threadsafe(drop)
-        done.wait(5)
+        if not done.wait(30):
+            raise TimeoutError("the test SMTP server did not drop its connections within 30 s")
 
     @property
     def open_connections(self) -> int:

@@ -27,17 +27,18 @@ import sys
 import time
 import zoneinfo
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from clarion.bootstrap import Clarion
 from clarion.config import Settings
@@ -103,8 +104,10 @@ class Processes:
         return process
 
     def worker(self, name: str, env: dict[str, str], *, until_idle: bool = False) -> subprocess.Popen:
+        """``clarion worker --id NAME``; on PostgreSQL its sessions carry NAME too (libpq's PGAPPNAME)."""
         command = [sys.executable, "-m", "clarion.cli.main", "worker", "--id", name, "--json"]
-        return self.start(command + ["--until-idle"] * until_idle, name=name, cwd=self.logs, env=env)
+        return self.start(command + ["--until-idle"] * until_idle, name=name, cwd=self.logs,
+                          env=env | {"PGAPPNAME": name})
 
     def finish(self, process: subprocess.Popen, timeout: float = 300) -> dict[str, Any]:
         """Waits for a ``clarion worker --until-idle --json``; its summary."""
@@ -128,14 +131,16 @@ def processes(tmp_path) -> Iterator[Processes]:
 
 
 @contextmanager
-def smtp_process(processes: Processes, record: Path) -> Iterator[int]:
-    """``python -m tests.smtp_server`` in a process of its own, recording what it accepts; yields its port."""
+def smtp_process(processes: Processes, record: Path) -> Iterator[tuple[int, subprocess.Popen]]:
+    """``python -m tests.smtp_server`` in a process of its own, recording what it accepts; yields its port
+    and the process."""
     command = [sys.executable, "-m", "tests.smtp_server", "--port", "0", "--record", str(record)]
     server = processes.start(command, name="smtp-server", cwd=REPO)
     try:
         assert server.stdout is not None
-        yield json.loads(server.stdout.readline())["port"]
+        yield json.loads(server.stdout.readline())["port"], server
     finally:
+        server.send_signal(signal.SIGCONT)  # a paused server would keep SIGTERM pending
         server.terminate()
         server.wait(10)
 
@@ -199,13 +204,44 @@ def wait_for_sends(record: Path, offset: int, process: subprocess.Popen, limit: 
         time.sleep(0.02)
 
 
-def settle(record: Path) -> None:
-    """Until the record has stopped growing: the server has written what the dead worker handed it."""
-    previous, unchanged = -1, 0
-    while unchanged < 5:  # 0.2 s without a new line; the server needs milliseconds
-        time.sleep(0.04)
-        size = size_of(record)
-        unchanged, previous = (unchanged + 1 if size == previous else 0), size
+def wait_until(what: str, left: Callable[[], Any], limit: float = 120) -> None:
+    """Until ``left()`` (what is still awaited) is empty; fails naming what was awaited and what was left."""
+    deadline = time.monotonic() + limit
+    while remaining := left():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {limit:.0f} s for {what}; still: {remaining}")
+        time.sleep(0.02)
+
+
+def connections_of(process: subprocess.Popen) -> list[Any]:
+    """The TCP connections a process holds, its listening socket left out."""
+    return [c for c in psutil.Process(process.pid).net_connections("tcp") if c.status != psutil.CONN_LISTEN]
+
+
+def sessions_of(app: Clarion, worker_id: str) -> int:
+    """The PostgreSQL sessions of a worker started by ``Processes.worker``; 0 on SQLite."""
+    if app.store.engine.dialect.name != "postgresql":
+        return 0
+    with app.store.read() as conn:
+        return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+                            {"name": worker_id}).scalar_one()
+
+
+def settle(app: Clarion, server: subprocess.Popen, worker_id: str) -> None:
+    """Until all a killed worker left in flight has landed. The SMTP server then holds no connection but its
+    listener: asyncio closes a socket only after its protocol's connection_lost, by when each message the
+    server read is recorded (before its 250) or dropped. And on PostgreSQL the worker has no session left: its
+    backend finishes a COMMIT it had received before it reads the closed socket and exits. (On SQLite a
+    killed process's commit is done, or rolled back, when it dies.)"""
+    wait_until(f"the SMTP server and the database to close {worker_id}'s connections",
+               lambda: {k: v for k, v in {"smtp": connections_of(server),
+                                          "postgresql sessions": sessions_of(app, worker_id)}.items() if v})
+
+
+def lease_owners(app: Clarion) -> set[str]:
+    with app.store.read() as conn:
+        return set(conn.execute(select(deliveries.c.lease_owner).where(deliveries.c.status == "leased")
+                                .distinct()).scalars())
 
 
 def accepted_not_checkpointed(app: Clarion, worker_id: str, record: Path, offset: int) -> int:
@@ -269,7 +305,7 @@ def test_a_worker_killed_ten_times_loses_nothing_and_repeats_only_what_was_in_fl
     record = tmp_path / "received.jsonl"
     rng = random.Random(20261123)
     repeated: list[int] = []  # per kill: messages the server took that the dead worker never checkpointed
-    with smtp_process(processes, record) as port:
+    with smtp_process(processes, record) as (port, server):
         env = worker_env(settings, port, worker_batch_size=BATCH, worker_lease_seconds=2)
         # when a worker is killed with SIGKILL at a random moment while it sends, ten times over
         for kill in range(KILLS):
@@ -279,7 +315,7 @@ def test_a_worker_killed_ten_times_loses_nothing_and_repeats_only_what_was_in_fl
             time.sleep(rng.uniform(0.3, 2.0))
             victim.send_signal(signal.SIGKILL)
             victim.wait(10)
-            settle(record)
+            settle(app, server, f"victim-{kill}")
             repeated.append(accepted_not_checkpointed(app, f"victim-{kill}", record, offset))
         # and, as the dead workers' leases expire, a worker runs until nothing is open
         drain(app, processes, env)
@@ -363,10 +399,19 @@ def test_two_workers_on_one_postgresql_database_never_send_a_delivery_twice(app,
     audience = [f"reader{i}@example.com" for i in range(5_000)]
     broadcast(app, audience)
     record = tmp_path / "received.jsonl"
-    with smtp_process(processes, record) as port:
-        env = worker_env(settings, port, worker_batch_size=100)
-        # when two workers start at the same time and run until nothing is due
-        first, second = (processes.worker(name, env, until_idle=True) for name in ("left", "right"))
+    with smtp_process(processes, record) as (port, server):
+        # (the SMTP server is paused below: no client may give up on it meanwhile)
+        env = worker_env(settings, port, worker_batch_size=100, smtp_timeout_seconds=600)
+        # when two workers start at the same time, each leasing deliveries while the SMTP server is paused (so
+        # neither can finish the broadcast before the other has begun), and both run until nothing is due
+        server.send_signal(signal.SIGSTOP)
+        try:
+            first, second = (processes.worker(name, env, until_idle=True) for name in ("left", "right"))
+            wait_until("both workers to hold leased deliveries", lambda: {
+                name: ("exited" if process.poll() is not None else "no lease")
+                for name, process in (("left", first), ("right", second)) if name not in lease_owners(app)})
+        finally:
+            server.send_signal(signal.SIGCONT)
         summaries = [processes.finish(first), processes.finish(second)]
     # then every recipient got the message exactly once
     messages = received(record)

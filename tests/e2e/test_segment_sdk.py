@@ -29,10 +29,11 @@ def server_url(app: Clarion) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # seconds: under one unloaded; generous for a loaded CI machine
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
+            state = "its thread ended" if not thread.is_alive() else "still starting"
+            pytest.fail(f"waited 30 s for uvicorn to start; {state}")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"

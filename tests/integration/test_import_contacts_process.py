@@ -89,15 +89,17 @@ def test_worker_process_exits_when_the_import_is_killed(tmp_path):
     importer = psutil.Popen([sys.executable, "-m", "clarion", "import", "contacts", str(path), "--json",
                              "--batch-size", "100", "--reject-file", str(tmp_path / "r.csv")], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    workers = _wait_for(lambda: [p for p in importer.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())])
+    workers = _wait_for(lambda: [p for p in importer.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())],
+                        "the importer's parsing worker to start")
     # when the importer is killed outright
     importer.kill()
     importer.wait(10)
     # then its worker does not linger as an orphan
-    assert _wait_for(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers))
+    assert _wait_for(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers),
+                     f"the parsing workers {[w.pid for w in workers]} to exit")
 
 
-def _wait_for(condition, timeout: float = 20.0):
+def _wait_for(condition, what: str, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -107,4 +109,4 @@ def _wait_for(condition, timeout: float = 20.0):
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError("timed out")
+    raise AssertionError(f"waited {timeout:.0f} s for {what}")
