@@ -26,6 +26,7 @@ from . import (
 )
 from .auth import KeyToucher
 from .errors import install_error_handlers
+from .gate import RequestGate
 
 DESCRIPTION = """
 Clarion's HTTP API.
@@ -42,11 +43,19 @@ Errors are JSON: `{"error": <code>, "message": ..., ...}`; an invalid field answ
 `line` and `column` in the text form, `path` in the JSON form; an invalid template answers 422
 `invalid_template` with every problem.
 * **/u/{token}** — the unsubscribe page and RFC 8058 one-click unsubscribe (signed links, no key).
+
+The key (or contact token) is checked before a request's body is read, and every path has a body limit,
+counted as the body arrives: 500 KB on /v1, 2 MB on /api/templates, 256 KB elsewhere on /api, 16 KB on
+the browser routes; a larger body answers 413 `payload_too_large` with `limit_bytes`. Paths are matched
+exactly: a trailing slash is not redirected.
 """
 
 
 def create_app(clarion: Clarion) -> FastAPI:
-    app = FastAPI(title="Clarion", version="0.1.0", description=DESCRIPTION, docs_url="/docs")
+    # No trailing-slash redirects: Starlette builds their Location from the request's Host header, which a
+    # client chooses (a forged Host would make Clarion redirect to any site).
+    app = FastAPI(title="Clarion", version="0.1.0", description=DESCRIPTION, docs_url="/docs",
+                  redirect_slashes=False)
     app.state.clarion = clarion
     app.state.key_toucher = KeyToucher()
     install_error_handlers(app)
@@ -56,6 +65,7 @@ def create_app(clarion: Clarion) -> FastAPI:
         app.include_router(router)
     app.include_router(inbox.router)
     app.include_router(webpush.router)
+    app.add_middleware(RequestGate)  # credentials and body limits before any route reads a body
 
     @app.get("/health", tags=["Health"], summary="Liveness probe (no authentication)")
     def health() -> dict[str, str]:

@@ -4,6 +4,9 @@
 ``/api`` takes ``Authorization: Bearer <key>`` (basic auth is accepted too). Keys are looked up
 on every request, uncached, so a revocation takes effect on the next request. ``last_used_at``
 is written at most once a minute per key, to keep writes (and SQLite's single writer) free.
+
+The request gate (:mod:`.gate`) checks the key before the body is read; the key it found is kept in the
+request's state, so the route's own dependency does not look it up a second time.
 """
 
 from __future__ import annotations
@@ -88,6 +91,14 @@ class KeyToucher:
 
 
 def authenticate(request: Request, scope: str) -> ApiKey:
+    """The request's key, if it allows ``scope``; 401 without a valid key, 403 with a key of too small a scope."""
+    key = getattr(request.state, "api_key", None) or _look_up(request)
+    if not key.allows(scope):
+        raise ApiError(403, "forbidden", f"this key has scope {key.scope!r}; {scope!r} is required")
+    return key
+
+
+def _look_up(request: Request) -> ApiKey:
     secret = credentials(request.headers.get("authorization"))
     if not secret:
         raise ApiError(401, "unauthorized", "an API key is required (basic auth user name or Bearer token)",
@@ -98,8 +109,7 @@ def authenticate(request: Request, scope: str) -> ApiKey:
     if key is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key",
                        headers={"WWW-Authenticate": CHALLENGE})
-    if not key.allows(scope):
-        raise ApiError(403, "forbidden", f"this key has scope {key.scope!r}; {scope!r} is required")
+    request.state.api_key = key
     request.app.state.key_toucher(clarion, key)
     return key
 
@@ -121,19 +131,24 @@ ClarionDep = Annotated[Clarion, Depends(get_clarion)]
 IngestKey = Annotated[ApiKey, Depends(require_ingest)]
 
 
+def contact_of(request: Request, scope: str) -> int:
+    """The contact a ``Bearer ct1...`` token of ``scope`` names; 401 without a valid one."""
+    token = credentials(request.headers.get("authorization"))
+    if not token:
+        raise ApiError(401, "unauthorized", f"a contact token of scope {scope!r} is required (Bearer)",
+                       headers={"WWW-Authenticate": CHALLENGE})
+    try:
+        return verify_contact_token(get_clarion(request).settings.link_secret, token, scope).contact_id
+    except InvalidLink as exc:
+        raise ApiError(401, "unauthorized", str(exc), headers={"WWW-Authenticate": CHALLENGE}) from None
+
+
 def contact_token_for(scope: str) -> Callable[[Request], int]:
     """A dependency for the customer's own app: ``Authorization: Bearer ct1...`` names one contact."""
 
     def dependency(request: Request,
                    _bearer_doc: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> int:
-        token = credentials(request.headers.get("authorization"))
-        if not token:
-            raise ApiError(401, "unauthorized", f"a contact token of scope {scope!r} is required (Bearer)",
-                           headers={"WWW-Authenticate": CHALLENGE})
-        try:
-            return verify_contact_token(get_clarion(request).settings.link_secret, token, scope).contact_id
-        except InvalidLink as exc:
-            raise ApiError(401, "unauthorized", str(exc), headers={"WWW-Authenticate": CHALLENGE}) from None
+        return contact_of(request, scope)
 
     dependency.__name__ = f"contact_token_{scope}"
     return dependency

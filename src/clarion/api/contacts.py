@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..bootstrap import Clarion
 from ..domain.errors import FieldError
 from ..domain.profiles import normalize_country, normalize_email, normalize_phone
 from ..domain.traits import parse_traits
+from ..services.contacts import MAX_QUERY
 from ..services.identity import Identifiers
 from .auth import ClarionDep, require_admin
 from .params import ContactId, Limit, Offset
 
 router = APIRouter(prefix="/api/contacts", tags=["Contacts"], dependencies=[Depends(require_admin)])
+SearchText = Annotated[str, Query(max_length=MAX_QUERY, description="Part of an email, external id, phone or name")]
 
 
 class ContactBody(BaseModel):
@@ -68,7 +70,7 @@ def lookup(clarion: ClarionDep, email: str | None = None, phone: str | None = No
 
 
 @router.get("", summary="Search contacts by email, external id, phone or name")
-def search(clarion: ClarionDep, q: str = "", country: str | None = None,
+def search(clarion: ClarionDep, q: SearchText = "", country: Annotated[str | None, Query(max_length=100)] = None,
            limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
     code = normalize_country(country) if country else None
     with clarion.store.read() as conn:

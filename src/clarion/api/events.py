@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..bootstrap import Clarion
 from ..domain.errors import FieldError
-from ..domain.events import EventInput, check_event_name, parse_timestamp, purchase_of
+from ..domain.events import EventInput, check_event_name, check_properties, parse_timestamp, purchase_of
 from ..domain.profiles import clean_text, normalize_email, normalize_phone
 from ..services.clock import utcnow
 from ..services.identity import Identifiers
@@ -66,10 +66,11 @@ def _event_input(body: EventBody) -> EventInput:
     except FieldError as exc:
         raise FieldError("name", exc.reason) from None
     now = utcnow()
-    purchase_of(name, body.properties)
+    properties = check_properties(body.properties)  # integers beyond 64 bits are stored as /v1 stores them
+    purchase_of(name, properties)
     return EventInput(name=name, message_id=(body.message_id or "").strip() or str(uuid.uuid4()),
                       occurred_at=time_param(body.occurred_at, "occurred_at") or now, received_at=now,
-                      properties=dict(body.properties))
+                      properties=properties)
 
 
 @router.get("", summary="Events, newest first")

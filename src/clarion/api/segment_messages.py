@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..domain.errors import FieldError
-from ..domain.events import check_event_name, parse_timestamp, purchase_of
+from ..domain.events import check_event_name, check_properties, parse_timestamp, purchase_of
 from ..domain.traits import parse_traits
 from ..services.identity import Identifiers
 from ..services.tracking import IdentifyCall, TrackCall
@@ -178,4 +178,4 @@ def _properties(kind: str, message: SegmentMessage) -> dict[str, Any]:
             value = getattr(message, key, None)
             if value is not None:
                 properties.setdefault(key, value)
-    return properties
+    return check_properties(properties)  # the limits the other entry points apply too

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from ..channels.sms_twilio import verify_signature
 from ..services.sms_inbound import call_status, delivery_receipt, inbound_text
 from .auth import ClarionDep
+from .body import read_limited
 
 router = APIRouter(prefix="/hooks/twilio", tags=["Webhooks"])
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -23,8 +24,9 @@ MAX_FORM = 64 * 1024  # bytes: a Twilio webhook is a few hundred
 
 
 async def _signed_form(request: Request, token: str) -> dict[str, str] | None:
-    body = await request.body()
-    if len(body) > MAX_FORM or not token:
+    """The form, when Twilio signed it; a body over :data:`MAX_FORM` answers 413 before it is all read."""
+    body = await read_limited(request, MAX_FORM)
+    if not token:
         return None
     # Parsed here rather than with request.form(), which would need python-multipart for a plain form.
     form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))

@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import socket
 import ssl
 import time
@@ -56,6 +55,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from ..domain.network import host_address, is_public
 from .base import DeliveryResult, OutboundWebhook, Outcome
 from .http import one_line as _line
 from .sms_twilio import parse_retry_after
@@ -237,9 +237,10 @@ def check_url(url: str, allow_private: bool = False) -> Target:
                                      detail=_line(f"{url!r}: webhooks are sent over https only")))
     default_port = 443 if parts.scheme == "https" else 80
     hostname = parts.hostname.rstrip(".")
-    try:
-        hostname = hostname.encode("idna").decode("ascii") if not _is_ip(hostname) else hostname
-    except UnicodeError:
+    try:  # an address in any spelling (127.1, 0x7f.1) becomes its usual form, checked like any other
+        address = host_address(hostname)
+        hostname = str(address) if address is not None else hostname.encode("idna").decode("ascii")
+    except (UnicodeError, ValueError):
         raise Refused(DeliveryResult(Outcome.CONFIG_ERROR, code="bad_url",
                                      detail=_line(f"{parts.hostname!r} is not a valid host name"))) from None
     path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
@@ -250,30 +251,16 @@ def check_url(url: str, allow_private: bool = False) -> Target:
 
 def resolve(hostname: str, port: int) -> list[str]:
     """Every address the name resolves to (IPv4 first, each once); blocking: run it in a thread."""
-    if _is_ip(hostname):
-        return [str(ipaddress.ip_address(hostname))]
+    try:
+        address = host_address(hostname)
+    except ValueError as exc:  # check_url refuses these first; a resolver would have failed too
+        raise socket.gaierror(f"{hostname!r} is not a valid address: {exc}") from None
+    if address is not None:
+        return [str(address)]
     found = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
     addresses = [str(info[4][0]).split("%")[0] for info in found]  # drop an IPv6 zone ("fe80::1%eth0")
     unique = list(dict.fromkeys(addresses))
     return sorted(unique, key=lambda a: ":" in a)
-
-
-def is_public(address: str) -> bool:
-    """A globally routable unicast address; the IPv4 inside a mapped, 6to4 or Teredo IPv6 address is checked too.
-
-    ``is_global`` alone is not enough: Python counts multicast (224.0.0.0/4) as global."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return False  # ::ffff:a.b.c.d: refused whatever it maps to; no public service is published so
-        embedded = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is not None and not is_public(str(embedded)):
-            return False
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback
-                                 or ip.is_link_local or ip.is_private)
 
 
 def classify(status: int, said: str = "", retry_after: str | None = None, location: str | None = None
@@ -339,13 +326,3 @@ def _caused_by_tls(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-

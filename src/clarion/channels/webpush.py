@@ -59,11 +59,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
+from ..domain.network import is_public
 from .base import DeliveryResult, GoneToken, OutboundPush, Outcome, PushTarget
 from .http import HttpAdapter, pool_limits
 from .http import one_line as _line
 from .sms_twilio import parse_retry_after
-from .webhook import Refused, Resolver, Target, check_url, is_public, resolve
+from .webhook import Refused, Resolver, Target, check_url, resolve
 
 MAX_PLAINTEXT = 3_993  # bytes: RFC 8291 §4, 4,096-byte record minus 86 header, 16 tag, 1 padding delimiter
 RECORD_SIZE = 4_096  # bytes: RFC 8291 §4, one record holds the whole payload

@@ -23,9 +23,12 @@ from babel import numbers as babel_numbers
 from jinja2 import pass_context
 from jinja2.runtime import Context, Undefined
 
-from .limits import current_state
+from .limits import current_state, refuse
 
 FALLBACK_LOCALE = "en"
+# Characters of a CLDR date pattern ("EEEE d 'de' MMMM 'de' y" is 23). Babel parses one in Python and keeps
+# the last 1,024 parsed, so a long pattern per recipient would cost time and memory.
+MAX_PATTERN = 200
 
 
 @lru_cache(maxsize=1024)
@@ -115,7 +118,7 @@ def format_date(context: Context, value: Any, format: str = "medium") -> Any:
         return value
     moment = _moment(value)
     day = moment.astimezone(_zone()).date() if isinstance(moment, datetime) else moment
-    return babel_dates.format_date(day, format=format, locale=_locale())
+    return babel_dates.format_date(day, format=_pattern(format), locale=_locale())
 
 
 @pass_context
@@ -124,7 +127,7 @@ def format_datetime(context: Context, value: Any, format: str = "medium") -> Any
     if isinstance(value, Undefined):
         return value
     moment = _as_datetime(_moment(value))
-    return babel_dates.format_datetime(moment, format=format, tzinfo=_zone(), locale=_locale())
+    return babel_dates.format_datetime(moment, format=_pattern(format), tzinfo=_zone(), locale=_locale())
 
 
 @pass_context
@@ -134,8 +137,14 @@ def format_time(context: Context, value: Any, format: str = "short") -> Any:
         return value
     moment = _moment(value)
     if isinstance(moment, time):
-        return babel_dates.format_time(moment, format=format, locale=_locale())
-    return babel_dates.format_time(_as_datetime(moment), format=format, tzinfo=_zone(), locale=_locale())
+        return babel_dates.format_time(moment, format=_pattern(format), locale=_locale())
+    return babel_dates.format_time(_as_datetime(moment), format=_pattern(format), tzinfo=_zone(), locale=_locale())
+
+
+def _pattern(format: Any) -> Any:
+    if isinstance(format, str) and len(format) > MAX_PATTERN:
+        raise refuse(f"a date pattern is at most {MAX_PATTERN} characters, not {len(format):,}")
+    return format
 
 
 def _moment(value: Any) -> date | datetime | time:

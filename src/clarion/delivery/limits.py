@@ -69,6 +69,10 @@ class RenderLimits:
     max_value_chars: int = 1_000_000  # approximate printed size of any one value a template builds
     max_width: int = 1_000  # padding width, format width/precision, indent of filters and methods
     max_int_bits: int = 4_096  # integers built by * and ** (a 1,234-digit number)
+    # One call is never interrupted, so the filters that loop in Python get inputs they finish within
+    # about the CPU budget (see .costs): characters of text, and items of a list, mapping or iterable.
+    max_filter_text: int = 65_536
+    max_filter_items: int = 10_000
     caps: Mapping[str, PartCap] = field(default_factory=lambda: dict(PART_CAPS))
 
     def __post_init__(self) -> None:

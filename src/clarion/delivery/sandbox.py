@@ -6,6 +6,8 @@ and dicts, a sandboxed ``str.format``):
 - every call, attribute look-up, filter and loop iteration checks the message's time budget;
 - ``range()``, ``*``, ``**``, ``%``, ``+``, ``~``, string methods and filters that multiply sizes are
   checked before they build anything (:mod:`.guards`); every ``{% for %}`` counts its iterations;
+- filters and methods that loop in Python, or worse, get inputs small enough that one call stays within
+  about the time budget, which is only checked between calls (:mod:`.costs`);
 - any attribute starting with ``_`` is refused, even a missing one, and the refusal is a
   :class:`~jinja2.exceptions.SecurityError` as soon as the value is used;
 - undefined names render empty and are reported (or raise, when rendering strictly).
@@ -29,6 +31,7 @@ from jinja2.runtime import ChainableUndefined, Context, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .context import ReadOnlyMapping
+from .costs import bound_cost, check_codec_call
 from .errors import UndefinedVariable
 from .filters import LOCALE_FILTERS
 from .guards import BINOPS, bounded_range, check_method_call, guard_filter
@@ -146,7 +149,7 @@ class ClarionSandbox(ImmutableSandboxedEnvironment):
         self.globals.pop("lipsum", None)  # lipsum(n=10**9) builds gigabytes of text
         self.globals["range"] = bounded_range
         self.filters.update(LOCALE_FILTERS)
-        self.filters = {name: guard_filter(name, func) for name, func in self.filters.items()}
+        self.filters = {name: bound_cost(name, guard_filter(name, func)) for name, func in self.filters.items()}
         self.filters[LOOP_GUARD] = _guard_loop
         self.concat = _bounded_concat  # type: ignore[assignment]
 
@@ -172,6 +175,7 @@ class ClarionSandbox(ImmutableSandboxedEnvironment):
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         tick()
         check_method_call(obj, args, kwargs)
+        check_codec_call(obj, args, kwargs)
         return bounded(super().call(context, obj, *args, **kwargs))
 
     def wrap_str_format(self, value: Any) -> Any:

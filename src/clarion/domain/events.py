@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .custom_values import KB, CustomLimits, to_json
 from .errors import FieldError
 
 # Segment E-commerce spec v2 event names. Later issues trigger journeys on these.
@@ -24,6 +25,10 @@ COMMERCE_EVENTS = frozenset({ORDER_COMPLETED, PRODUCT_VIEWED, PRODUCT_ADDED, PRO
 # which free-form messages may be sent (and segments can use it like any event).
 WHATSAPP_MESSAGE_RECEIVED = "WhatsApp Message Received"
 MAX_EVENT_NAME = 200  # characters, the column width
+# Properties (see custom_values for how numbers are stored): Segment refuses a call over 32 KB, so every
+# event a Segment SDK can send fits; the count and name length are Clarion's bounds (names as attributes').
+PROPERTY_LIMITS = CustomLimits("properties", "property", max_keys=255, max_key_chars=100, max_bytes=32 * KB,
+                               why="Segment's limit for one call")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,17 @@ def check_event_name(raw: Any) -> str:
     return name
 
 
+def check_properties(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """The properties as they are stored; raises :class:`FieldError` past :data:`PROPERTY_LIMITS`."""
+    return to_json(properties, PROPERTY_LIMITS)[0]
+
+
+def properties_json(properties: Mapping[str, Any]) -> bytes:
+    """The JSON stored for ``properties``, checked as :func:`check_properties` checks them (every path that
+    stores events, the importers' fast CSV path included, serialises through here)."""
+    return to_json(properties, PROPERTY_LIMITS)[1]
+
+
 def parse_timestamp(raw: Any, field_name: str = "timestamp") -> datetime:
     """ISO 8601 with an offset (``Z`` accepted). A time without an offset is taken as UTC."""
     if isinstance(raw, datetime):
@@ -77,6 +93,8 @@ def _number(raw: Any, name: str) -> float | None:
         value = float(raw)
     except (TypeError, ValueError):
         raise FieldError(f"properties.{name}", f"{raw!r} is not a number") from None
+    except OverflowError:  # an integer beyond the range of a double
+        raise FieldError(f"properties.{name}", "must be a finite number") from None
     if not math.isfinite(value):
         raise FieldError(f"properties.{name}", "must be a finite number")
     return value

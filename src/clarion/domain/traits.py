@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
+from .custom_values import KB, CustomLimits, check_names, to_json
 from .errors import FieldError
 from .profiles import (
     ProfilePatch,
@@ -29,6 +30,13 @@ _ALIASES = {
 }
 _TEXT_FIELDS = {"external_id": 255, "first_name": 200, "last_name": 200, "region": 100, "city": 200}
 MAX_CUSTOM_KEY = 100  # characters
+# Custom attributes and custom dates of one contact, after a change is merged into what is stored (numbers:
+# see custom_values). Clarion's bounds: a profile is read whole for every message rendered, and 64 KB of
+# JSON is room for hundreds of attributes (500 custom dates take ~60 KB).
+ATTRIBUTE_LIMITS = CustomLimits("attributes", "attribute", max_keys=500, max_key_chars=MAX_CUSTOM_KEY,
+                                max_bytes=64 * KB, why="Clarion's bound for one contact's attributes")
+DATE_LIMITS = CustomLimits("custom_dates", "custom date", max_keys=500, max_key_chars=MAX_CUSTOM_KEY,
+                           max_bytes=64 * KB, why="Clarion's bound for one contact's custom dates")
 
 
 def _parse_value(name: str, raw: Any, default_region: str) -> Any:
@@ -80,14 +88,28 @@ def parse_traits(
                 setattr(patch, name, _parse_value(name, raw, default_region))
         elif keep_unknown:
             _merge_custom(patch, {key: raw}, False, date_attributes)
+    patch.attributes = check_attributes(patch.attributes)
+    check_custom_dates(patch.custom_dates)
     return patch
+
+
+def check_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Custom attributes as stored (integers beyond 64 bits as doubles); raises past :data:`ATTRIBUTE_LIMITS`.
+
+    Checked on each change and again on the profile it makes, so attributes cannot pile up change by change."""
+    return to_json(attributes, ATTRIBUTE_LIMITS)[0] if attributes else {}
+
+
+def check_custom_dates(custom_dates: Mapping[str, Any]) -> None:
+    """Raises past :data:`DATE_LIMITS`, like :func:`check_attributes`."""
+    if custom_dates:
+        to_json(custom_dates, DATE_LIMITS)
 
 
 def _merge_custom(patch: ProfilePatch, values: Mapping[str, Any], as_dates: bool,
                   date_attributes: frozenset[str]) -> None:
+    check_names(values, DATE_LIMITS if as_dates else ATTRIBUTE_LIMITS)  # before walking 90,000 of them
     for key, raw in values.items():
-        if not isinstance(key, str) or not key or len(key) > MAX_CUSTOM_KEY:
-            raise FieldError("attributes", f"attribute name {key!r} must be 1..{MAX_CUSTOM_KEY} characters")
         if as_dates or key in date_attributes or key.endswith("_date"):
             if not _is_blank(raw):
                 patch.custom_dates[key] = parse_date(raw, key).isoformat()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import re
 from datetime import datetime
 from typing import Any
@@ -21,8 +20,8 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, delete, select, update
 
-from ..channels.webhook import is_public
 from ..domain.errors import FieldError, NotFound
+from ..domain.network import Address, host_address, is_public
 from ..store.schema import contacts, devices
 from ..store.sql import insert_for
 from .clock import utcnow
@@ -72,25 +71,29 @@ def check_endpoint(url: str, allow_private: bool = False) -> None:
     """A web push endpoint: an https URL whose host is a public name or address."""
     if len(url) > MAX_TOKEN:
         raise FieldError("token", f"a push endpoint is at most {MAX_TOKEN} characters")
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".").lower()
+        address = host_address(host) if host else None
+    except ValueError:  # "[::1" or a host ending in a number that is no address ("1.2.3.999"), as browsers say
+        raise FieldError("token", "the endpoint's host is not a valid name or address") from None
+    if parts.scheme != "https" or not host:
         raise FieldError("token", "a web push endpoint must be an https URL")
     if parts.username or parts.password:
         raise FieldError("token", "a web push endpoint may not carry credentials")
-    if not allow_private and _internal(parts.hostname):
+    if not allow_private and _internal(host, address):
         raise FieldError("token", f"the endpoint's host {parts.hostname!r} is internal (loopback, private, "
                                   "link-local or reserved); only public push services are allowed")
 
 
-def _internal(host: str) -> bool:
-    name = host.rstrip(".").lower()
+def _internal(name: str, address: Address | None) -> bool:
+    """``address`` is what ``name`` spells when it is an address: 127.1, 0177.0.0.1 and 0x7f.1 are 127.0.0.1,
+    as the resolver reads them at send time."""
     if name == "localhost" or name.endswith((".localhost", ".local", ".internal")):
         return True
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
+    if address is None:
         return "." not in name  # a bare name resolves inside the network
-    return not is_public(name)  # the send-time rule: multicast, mapped and 6to4 addresses of private ones too
+    return not is_public(address)  # the send-time rule: multicast, mapped, 6to4 and special-purpose blocks too
 
 
 def _key(value: str | None, field: str, size: int) -> str:

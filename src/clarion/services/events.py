@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, func, select
 
-from ..domain.events import EventInput
+from ..domain.events import EventInput, properties_json
 from ..store.schema import events
 from .import_bulk import insert_events
 from .import_staging import Staged, stamp_text
@@ -69,4 +68,4 @@ def _staged(item: EventInput) -> Staged:
     """The importers' staged-event tuple (see ``import_staging``) for one event."""
     purchase = item.purchase()
     return (0, "", None, item.name, item.message_id, stamp_text(item.occurred_at),
-            orjson.dumps(item.properties).decode(), purchase.order_id, purchase.revenue, purchase.currency)
+            properties_json(item.properties).decode(), purchase.order_id, purchase.revenue, purchase.currency)

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from ..domain.errors import FieldError
-from ..domain.events import MAX_EVENT_NAME, ORDER_COMPLETED, parse_timestamp, purchase_of
+from ..domain.events import MAX_EVENT_NAME, ORDER_COMPLETED, parse_timestamp, properties_json, purchase_of
 from ..domain.profiles import normalize_email
 from .import_mappings import (
     _NUMERIC_PROPERTIES,
@@ -40,7 +40,7 @@ MAX_EXTERNAL_ID = 255  # characters, the identities.value column allows more but
 EMAIL_CACHE = 200_000  # normalised addresses remembered per import (~150 bytes each: ~30 MB at most)
 
 _fromisoformat = datetime.fromisoformat
-_dumps = orjson.dumps
+_dumps = properties_json  # orjson, with the property limits every entry point applies (~0.3 µs)
 
 
 def stamp_text(value: datetime) -> str:
