@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 from zoneinfo import ZoneInfo
@@ -54,16 +55,27 @@ def normalize_country(raw: str) -> str:
 
 @lru_cache(maxsize=512)
 def single_zone_of_country(code: str) -> str | None:
-    """The country's zone when all its zones keep the same clock (Germany: Berlin and Büsingen).
+    """The country's zone when all its zones keep the same clock (Germany: Berlin and Büsingen)."""
+    return common_zone(zones_by_country().get(code.upper(), ()), code)
+
+
+def common_zone(zones: Iterable[str], country: str) -> str | None:
+    """One zone for ``zones`` when they all keep the same clock, else ``None`` (also for no zones).
 
     Zones count as one when their UTC offsets agree in mid-January and mid-July of this year,
-    so both standard and summer time match. The first zone listed in zone.tab is returned: it is
-    the principal one ("most of Germany").
+    so both standard and summer time match. Of equal zones, the one the country lists first in
+    zone.tab is returned: it is the principal one ("most of Germany", "Eastern (most areas)").
     """
-    zones = zones_by_country().get(code.upper(), ())
-    if not zones:
+    distinct = set(zones)
+    if not distinct or len({clock_of(zone) for zone in distinct}) != 1:
         return None
+    order = {zone: rank for rank, zone in enumerate(zones_by_country().get(country.upper(), ()))}
+    return min(distinct, key=lambda zone: (order.get(zone, len(order)), zone))
+
+
+@lru_cache(maxsize=1024)
+def clock_of(zone: str) -> tuple[timedelta | None, ...]:
+    """The zone's UTC offsets in mid-January and mid-July of this year."""
     year = datetime.now(UTC).year
     instants = (datetime(year, 1, 15, 12, tzinfo=UTC), datetime(year, 7, 15, 12, tzinfo=UTC))
-    clocks = {tuple(t.astimezone(ZoneInfo(z)).utcoffset() for t in instants) for z in zones}
-    return zones[0] if len(clocks) == 1 else None
+    return tuple(instant.astimezone(ZoneInfo(zone)).utcoffset() for instant in instants)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
@@ -18,6 +18,9 @@ from phonenumbers import timezone as phone_timezones
 
 from .countries import normalize_country, single_zone_of_country
 from .errors import FieldError
+
+if TYPE_CHECKING:
+    from .gazetteer import CityZone
 
 # Profile fields stored in their own columns; anything else is a custom attribute.
 STANDARD_FIELDS = (
@@ -139,17 +142,31 @@ class ZoneInputs:
     latitude: float | None = None
     longitude: float | None = None
     phone: str | None = None
-    country: str | None = None
+    country: str | None = None  # ISO 3166-1 alpha-2
+    city: str | None = None
+    region: str | None = None  # state or province: a code ("TX") or, in the US, a name ("Texas")
+
+
+# timezone_source when the city named places in different zones and nothing later decided: the zone
+# is the workspace default, and giving the region (or coordinates) would settle it.
+CITY_AMBIGUOUS = "city_ambiguous"
 
 
 def resolve_timezone(inputs: ZoneInputs, default_zone: str) -> tuple[str, str]:
-    """(zone, source), trying in order: explicit, coordinates, phone, single-zone country, default."""
+    """(zone, source), trying in order: explicit, coordinates, city, phone, single-zone country, default.
+
+    A city counts only with its country (names repeat across countries) and only when every place
+    of that name there, in the region when given, keeps the same clock (:mod:`.gazetteer`).
+    """
     if inputs.explicit:
         return inputs.explicit, "explicit"
     if inputs.latitude is not None and inputs.longitude is not None:
         zone = zone_at(inputs.latitude, inputs.longitude)
         if zone:
             return zone, "coordinates"
+    city = _zone_of_city(inputs)
+    if city and city.zone:
+        return city.zone, "city"
     if inputs.phone:
         zone = _zone_of_phone(inputs.phone)
         if zone:
@@ -158,7 +175,16 @@ def resolve_timezone(inputs: ZoneInputs, default_zone: str) -> tuple[str, str]:
         zone = single_zone_of_country(inputs.country)
         if zone:
             return zone, "country"
-    return default_zone, "default"
+    return default_zone, CITY_AMBIGUOUS if city is not None else "default"
+
+
+def _zone_of_city(inputs: ZoneInputs) -> CityZone | None:
+    if not (inputs.city and inputs.country):
+        return None
+    # Imported on first use, like timezonefinder below: the CLI's start-up never needs the gazetteer.
+    from .gazetteer import zone_of_city
+
+    return zone_of_city(inputs.city, inputs.region, inputs.country)
 
 
 def zone_at(latitude: float, longitude: float) -> str | None:
@@ -191,7 +217,7 @@ def zoneinfo(name: str | None, default_zone: str) -> ZoneInfo:
 
 
 __all__ = [
-    "FieldError", "ProfilePatch", "ZoneInputs", "clean_text", "normalize_country", "normalize_email",
+    "CITY_AMBIGUOUS", "FieldError", "ProfilePatch", "ZoneInputs", "clean_text", "normalize_country", "normalize_email",
     "normalize_phone", "normalize_timezone", "parse_coordinate", "parse_date", "parse_locale",
     "resolve_timezone",
 ]

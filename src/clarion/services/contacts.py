@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, or_, select, update
 
 from ..config import Settings
-from ..domain.errors import Conflict, NotFound
+from ..domain.errors import Conflict, FieldError, NotFound
 from ..domain.profiles import ProfilePatch, ZoneInputs, resolve_timezone
+from ..domain.traits import check_attributes, check_custom_dates
 from ..store.schema import contact_aggregates, contacts, identities
 from ..store.sql import escape_like
 from . import aggregates
@@ -25,6 +26,9 @@ from .identity import (
 )
 
 MAX_PAGE = 1000  # contacts per search page
+# Characters of a search: the longest value searched, an email address, is at most 320 (RFC 3696 §3). A
+# longer one matches nothing, and SQLite refuses LIKE patterns over 50,000 bytes (SQLITE_MAX_LIKE_PATTERN_LENGTH).
+MAX_QUERY = 320
 
 
 class ContactService:
@@ -85,13 +89,15 @@ class ContactService:
         merged = {**current, **values}
         explicit = patch.timezone or (current["timezone"] if current["timezone_source"] == "explicit" else None)
         zone, source = resolve_timezone(
-            ZoneInputs(explicit, merged["latitude"], merged["longitude"], merged["phone"], merged["country"]),
+            ZoneInputs(explicit, merged["latitude"], merged["longitude"], merged["phone"], merged["country"],
+                       city=merged["city"], region=merged["region"]),
             self.settings.default_timezone)
         values.update(timezone=zone, timezone_source=source)
-        if patch.attributes:
-            values["attributes"] = {**current["attributes"], **patch.attributes}
+        if patch.attributes:  # the limits hold for the profile as it will be, not only for this change
+            values["attributes"] = check_attributes({**current["attributes"], **patch.attributes})
         if patch.custom_dates:
             values["custom_dates"] = {**current["custom_dates"], **patch.custom_dates}
+            check_custom_dates(values["custom_dates"])
         return {key: value for key, value in values.items() if current[key] != value}
 
     def update(self, conn: Connection, contact_id: int, patch: ProfilePatch) -> None:
@@ -135,6 +141,8 @@ class ContactService:
     def search(self, conn: Connection, query: str = "", *, country: str | None = None,
                limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
         """(total, page): contacts whose email, external id, phone or name contains ``query``."""
+        if len(query) > MAX_QUERY:
+            raise FieldError("q", f"a search is at most {MAX_QUERY} characters, not {len(query):,}")
         where = []
         if query:
             pattern = f"%{escape_like(query.strip().lower())}%"
