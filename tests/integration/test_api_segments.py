@@ -81,7 +81,7 @@ def test_count_and_explain(admin):
     yes = admin.get(f"/api/segments/us-mail/explain/{ana}").json()
     no = admin.get(f"/api/segments/us-mail/explain/{cy}").json()
     # then the count is live and each explanation is the rule's tree with the deciding values
-    assert counted == {"segment": "us-mail", "count": 1}
+    assert counted == {"segment": "us-mail", "count": 1, "warnings": []}
     assert yes["segment"] == "us-mail" and yes["contact_id"] == ana and yes["holds"] is True
     assert yes["rule"] == 'country = "US" and email exists'
     assert [(c["rule"], c["holds"], c["values"]) for c in yes["children"]] == [

@@ -39,7 +39,8 @@ HOSTILE_RULES = [
     Reachable("email", topic=HOSTILE),
     InSegment(HOSTILE),
 ]
-SEGMENT_CONTEXT = CompileContext(now=NOW, resolve_segment=lambda name: Compare("country", "eq", name))
+# A segment named x is the rule city = x (a free-text field: country takes only codes and names of countries).
+SEGMENT_CONTEXT = CompileContext(now=NOW, resolve_segment=lambda name: Compare("city", "eq", name))
 DIALECTS = {"sqlite": sqlite.dialect(), "postgresql": postgresql.psycopg.dialect()}
 
 

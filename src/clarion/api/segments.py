@@ -2,8 +2,11 @@
 
 The same semantics as ``clarion segments``: a rule is given in the text form (a JSON string) or the JSON
 form (an object); an invalid rule answers 422 ``invalid_rule`` naming where it is wrong (``line`` and
-``column`` for the text form, ``path`` for the JSON form). Membership is materialised by ``refresh``;
-``changes`` lists who entered and who left, oldest first, for pollers such as journeys.
+``column`` for the text form, ``path`` for the JSON form), and a value outside a field's closed set
+(``rfm.segment = "champion"``) is invalid too. Create, update, preview and count answer ``warnings``: events
+the rule names that have never been seen, topics that do not exist (the rule is still accepted). Membership
+is materialised by ``refresh``; ``changes`` lists who entered and who left, oldest first, for pollers such
+as journeys.
 """
 
 from __future__ import annotations
@@ -118,7 +121,7 @@ def delete(clarion: ClarionDep, segments: Segments, name: PathName) -> Response:
 @router.get("/{name}/count", summary="How many contacts match the rule now (live, not the materialised members)")
 def count(clarion: ClarionDep, segments: Segments, name: PathName) -> dict[str, Any]:
     with clarion.store.read() as conn:
-        return {"segment": name, "count": segments.count(conn, name)}
+        return segments.count(conn, name)
 
 
 @router.get("/{name}/explain/{contact_id}",

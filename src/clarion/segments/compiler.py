@@ -3,7 +3,8 @@
 ``compile_rule(rule, context)`` gives ``SELECT contacts.id FROM contacts [LEFT JOIN contact_aggregates]
 [LEFT JOIN contact_scores] WHERE contacts.merged_into IS NULL AND <predicate>``: merged profiles are never
 members. Every value reaches SQL as a bound parameter and every field name comes from the allow-list in
-``segments.fields``; an unknown field or an operator that does not fit the field's type is a RuleError.
+``segments.fields``; an unknown field, an operator that does not fit the field's type, or a value outside a
+field's closed set (``rfm.segment = "champion"``, see ``segments.vocabulary``) is a RuleError.
 
 Null rules. Every condition compiles to a predicate that is TRUE or FALSE, never NULL, so ``not`` is the
 exact complement and ``and``/``or`` are plain two-valued logic. A missing value (NULL column, absent JSON
@@ -65,6 +66,7 @@ from .fields import AGGREGATES, SCORES, resolve_field
 from .predicates import Clock, compare
 from .reachable import reachable
 from .spatial import near
+from .vocabulary import canonical_value
 
 MAX_SEGMENT_DEPTH = 8  # in_segment inside in_segment ...
 MAX_EXPANDED_CONDITIONS = 1_000  # conditions after inlining every in_segment
@@ -190,7 +192,7 @@ class RuleCompiler:
         field = resolve_field(rule.field, rule.op, rule.value)
         if field.join:
             self.joins.add(field.join)
-        return compare(field, rule.op, rule.value, self.clock)
+        return compare(field, rule.op, canonical_value(field.name, rule.op, rule.value), self.clock)
 
     def _in_segment(self, rule: InSegment) -> ColumnElement:
         with self.entering(rule.segment) as nested:

@@ -40,6 +40,7 @@ from ..domain.rules import (
 from ..store.schema import contact_aggregates, contacts
 from ..store.schema_scores import contact_scores
 from .sql_portable import json_boolean, json_number, json_present, json_text, key_bind
+from .suggest import nearest
 
 TEXT, NUMBER, INTEGER, BOOLEAN, DATE, DATETIME = "text", "number", "integer", "boolean", "date", "datetime"
 
@@ -144,11 +145,16 @@ def resolve_field(name: str, op: str, value: Value) -> Field:
         field = Field(name, DATE, json_text(contacts.c.custom_dates, key_bind(key)),
                       json_doc=contacts.c.custom_dates, json_key=key, iso_text=True)
     else:
-        known = ", ".join(sorted(FIELDS))
-        raise RuleError(f"unknown field {name!r}; fields are: {known}, attributes.<name> and "
-                        "custom_dates.<name>", name)
+        raise RuleError(unknown_field(name), name)
     field.check_op(op)
     return field
+
+
+def unknown_field(name: str) -> str:
+    """The error for a name that is no field: the three nearest fields, and where custom data is."""
+    close = list(dict.fromkeys(FIELDS[match].name for match in nearest(name, FIELDS, n=6)))[:3]  # aliases once
+    hint = f"did you mean {', '.join(close)}?" if close else "the fields are listed in docs/segments.md"
+    return f"unknown field {name!r}; {hint} (custom data: attributes.<name>, custom_dates.<name>)"
 
 
 def json_field(doc: ColumnElement, name: str, key: str, value: Value) -> Field:

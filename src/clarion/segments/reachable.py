@@ -30,6 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..domain.consent import ALL_TOPICS, ConsentStatus
 from ..domain.rules import Reachable, RuleError
 from ..store.schema import consents, contacts, devices, suppressions, topics
+from .suggest import did_you_mean
 
 PHONE_CHANNELS = ("sms", "whatsapp", "voice")
 DEVICE_KINDS = {"push": ("fcm", "apns"), "webpush": ("webpush",)}
@@ -38,7 +39,8 @@ CHANNELS = ("email", *PHONE_CHANNELS, *DEVICE_KINDS, "inapp")
 
 def reachable(node: Reachable) -> ColumnElement:
     if node.channel not in CHANNELS:
-        raise RuleError(f"reachable() takes one of: {', '.join(CHANNELS)}", "channel")
+        raise RuleError(f"reachable() takes one of: {', '.join(CHANNELS)}, not {node.channel!r}"
+                        f"{did_you_mean(node.channel, CHANNELS)}", "channel")
     return and_(has_address(node.channel), not_(suppressed(node.channel)), consented(node.channel, node.topic))
 
 

@@ -1,6 +1,9 @@
 """Segments: named rules, previewed and explained live, with materialised membership and its changes.
 
-A segment's rule is stored as canonical JSON and shown in the text form. Membership is
+A segment's rule is stored as canonical JSON and shown in the text form. A rule is checked where it is
+accepted (create, update, preview): unknown fields and segments, misfit operators and values outside a
+field's closed set are RuleErrors; events and topics the store has never seen are ``warnings`` in the
+result, not errors (``services.rule_warnings``). Membership is
 materialised in ``segment_members``; every refresh records who entered and who left in
 ``segment_changes`` (what journeys trigger on). Refreshes:
 
@@ -34,11 +37,14 @@ from ..segments.compiler import CompileContext, compile_rule
 from ..segments.explain import explain as explain_rule
 from ..segments.rule_json import rule_from_json, rule_to_json
 from ..segments.rule_text import format_rule, parse_rule
+from ..segments.suggest import did_you_mean
+from ..segments.vocabulary import canonical_rule
 from ..store.schema import consent_ledger, contacts, devices, events, suppressions
 from ..store.schema_scores import contact_scores, engagements, segment_changes, segment_members, segments
 from ..store.sql import scratch_tables, tune_for_analytics
 from ..store.types import Id
 from .clock import utcnow
+from .rule_warnings import rule_warnings
 
 MAX_NAME = 100
 _scratch = MetaData()
@@ -62,12 +68,13 @@ class RefreshResult:
 
 
 def parse_any(rule: str | dict[str, Any] | Rule) -> Rule:
-    """A rule from its text form, its JSON form, or already a model."""
+    """A rule from its text form, its JSON form, or already a model, with closed-set values in their stored
+    spelling (RuleError for one outside its set, see ``segments.vocabulary``)."""
     if isinstance(rule, str):
-        return parse_rule(rule)
-    if isinstance(rule, dict):
-        return rule_from_json(rule)
-    return rule
+        rule = parse_rule(rule)
+    elif isinstance(rule, dict):
+        rule = rule_from_json(rule)
+    return canonical_rule(rule)
 
 
 class SegmentService:
@@ -87,15 +94,17 @@ class SegmentService:
         conn.execute(segments.insert().values(
             name=name, description=description, rule=rule_to_json(model), refresh_minutes=_minutes(refresh_minutes),
             member_count=0, event_mark=0, ledger_mark=0, engagement_mark=0, created_at=now, updated_at=now))
-        return self.get(conn, name)
+        return {**self.get(conn, name), "warnings": rule_warnings(conn, model)}
 
     def update(self, conn: Connection, name: str, *, rule: str | dict[str, Any] | Rule | None = None,
                description: str | None = None, refresh_minutes: int | None = None) -> dict[str, Any]:
         row = self._row(conn, name)
         values: dict[str, Any] = {"updated_at": utcnow()}
+        warnings: list[str] = []
         if rule is not None:
             model = parse_any(rule)
             self._check_compiles(conn, row.name, model)
+            warnings = rule_warnings(conn, model)
             values["rule"] = rule_to_json(model)
             values["refreshed_at"] = None  # the members were chosen by the old rule: the next refresh is full
         if description is not None:
@@ -103,7 +112,7 @@ class SegmentService:
         if refresh_minutes is not None:
             values["refresh_minutes"] = _minutes(refresh_minutes) if refresh_minutes > 0 else None
         conn.execute(update(segments).where(segments.c.id == row.id).values(**values))
-        return self.get(conn, row.name)
+        return {**self.get(conn, row.name), "warnings": warnings}
 
     def delete(self, conn: Connection, name: str) -> None:
         row = self._row(conn, name)
@@ -131,25 +140,36 @@ class SegmentService:
                 return overrides[name]
             found = conn.execute(select(segments.c.rule).where(segments.c.name == name)).first()
             if found is None:
-                raise RuleError(f"unknown segment {name!r}", "in_segment")
+                known = conn.execute(select(segments.c.name).order_by(segments.c.name)).scalars()
+                raise RuleError(f"unknown segment {name!r}{did_you_mean(name, known)}", "in_segment")
             return rule_from_json(found.rule)
 
         return CompileContext(now=self.clock(), default_timezone=self.settings.default_timezone,
                               resolve_segment=resolve, segment_name=segment_name, scope=scope)
 
     def preview(self, conn: Connection, rule: str | dict[str, Any] | Rule, *, sample: int = 10) -> dict[str, Any]:
-        """How many contacts match now, and a few of them, without storing anything."""
-        query = compile_rule(parse_any(rule), self.context(conn)).subquery()
+        """How many contacts match now, and a few of them, without storing anything; with ``warnings`` about
+        events and topics the rule names that the store has never seen (``services.rule_warnings``)."""
+        model = parse_any(rule)
+        query = compile_rule(model, self.context(conn)).subquery()
         tune_for_analytics(conn)
         count = conn.execute(select(func.count()).select_from(query)).scalar_one()
         ids = conn.execute(select(query.c[0]).order_by(query.c[0]).limit(sample)).scalars().all()
         rows = conn.execute(select(contacts.c.id, contacts.c.external_id, contacts.c.email, contacts.c.first_name,
                                    contacts.c.last_name, contacts.c.country).where(contacts.c.id.in_(ids))
                             .order_by(contacts.c.id)) if ids else []
-        return {"count": count, "sample": [dict(r._mapping) for r in rows]}
+        return {"count": count, "sample": [dict(r._mapping) for r in rows], "warnings": rule_warnings(conn, model)}
 
-    def count(self, conn: Connection, name: str) -> int:
-        return self.preview(conn, self._rule(conn, name), sample=0)["count"]
+    def warnings(self, conn: Connection, rule: dict[str, Any] | Rule | None) -> list[str]:
+        """Events and topics a rule (a model or its JSON form) names that the store has never seen."""
+        if rule is None:
+            return []
+        return rule_warnings(conn, rule_from_json(rule) if isinstance(rule, dict) else rule)
+
+    def count(self, conn: Connection, name: str) -> dict[str, Any]:
+        """The live count of a segment's rule: ``segment``, ``count`` and ``warnings`` (as for preview)."""
+        preview = self.preview(conn, self._rule(conn, name), sample=0)
+        return {"segment": name, "count": preview["count"], "warnings": preview["warnings"]}
 
     def explain(self, conn: Connection, name: str, contact_id: int) -> dict[str, Any]:
         if conn.execute(select(contacts.c.id).where(contacts.c.id == contact_id)).first() is None:
