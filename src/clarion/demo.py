@@ -4,10 +4,10 @@
 
 One contact per CDNOW customer, with a synthetic but deterministic (seeded) profile: name, email,
 country, birthday and either coordinates or just a country, so time zones are resolved from
-coordinates, single-zone countries or the default. Each gets email consent (source ``import``,
-proof ``text_version``). Every purchase row becomes an ``Order Completed`` event. Then a "we miss you"
-campaign goes to the At risk and Can't lose them customers through a local SMTP server
-(:mod:`.demo_campaign`).
+coordinates, single-zone countries or the default. Each gets email consent from the contacts file's
+consent columns (source ``import``, proof ``text_version``). Every purchase row becomes an
+``Order Completed`` event. Then a "we miss you" campaign goes to the At risk and Can't lose them
+customers through a local SMTP server (:mod:`.demo_campaign`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from rich.table import Table
 from .bootstrap import Clarion
 from .config import Settings
 from .demo_campaign import run_campaign, show_campaign
-from .domain.consent import Channel, ConsentStatus
 from .domain.errors import ClarionError
 from .services import predictions, rfm, stats
 from .services.import_mappings import cdnow_external_id
@@ -35,6 +34,7 @@ from .services.segments import SegmentService
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CDNOW_DIR = REPO.parent / "shared" / "data" / "cdnow"
 CONSENT_TEXT_VERSION = "demo-newsletter-v1"
+CONSENT_GIVEN_AT = "1997-01-01T00:00:00Z"  # before the first CDNOW purchase
 DATA_END = datetime(1998, 6, 30, 23, 59, 59, tzinfo=UTC)  # the last day of the CDNOW purchases: scores as of then
 EXAMPLE_SEGMENT = ('country in ("US", "CA") and orders.count >= 2 and last_order_at within 90 days\n'
                    '  and not performed("Unsubscribed") and rfm.segment in ("champions", "loyal")')
@@ -81,32 +81,17 @@ def write_contacts(customers: list[str], target: Path, seed: int) -> Path:
     rng = random.Random(seed)
     with target.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
+        # Email consent comes along as the file's consent columns, as a business's own export would bring it.
         writer.writerow(["external_id", "email", "first_name", "last_name", "country", "latitude", "longitude",
-                         "birthday"])
+                         "birthday", "consent.email", "consent.email.at", "consent.email.text_version"])
         for customer in customers:
             first, last = rng.choice(FIRST), rng.choice(LAST)
             country, point = rng.choice(PLACES)
             lat, lng = point if point else ("", "")
             birthday = date(1950, 1, 1) + timedelta(days=rng.randrange(365 * 54))
             writer.writerow([customer, f"{first}.{last}.{customer}@example.com".lower(), first, last, country,
-                             lat, lng, birthday.isoformat()])
+                             lat, lng, birthday.isoformat(), "opted_in", CONSENT_GIVEN_AT, CONSENT_TEXT_VERSION])
     return target
-
-
-def record_consent(app: Clarion, batch_size: int = 5000) -> int:
-    from sqlalchemy import select
-
-    from .store.schema import contacts
-
-    with app.store.read() as conn:
-        ids = list(conn.execute(select(contacts.c.id).order_by(contacts.c.id)).scalars())
-    when = datetime(1997, 1, 1, tzinfo=UTC)
-    for start in range(0, len(ids), batch_size):
-        with app.store.write() as conn:
-            for contact_id in ids[start:start + batch_size]:
-                app.consent.record(conn, contact_id, Channel.EMAIL, ConsentStatus.OPTED_IN, source="import",
-                                   proof={"text_version": CONSENT_TEXT_VERSION}, occurred_at=when)
-    return len(ids)
 
 
 def run(cdnow: Path, db: Path, limit: int | None = None, seed: int = 1997) -> dict:
@@ -122,10 +107,9 @@ def run(cdnow: Path, db: Path, limit: int | None = None, seed: int = 1997) -> di
         rejects = db.parent / "rejects"
         people = importer.import_contacts(contacts_file, ImportOptions(reject_file=rejects / "contacts.csv"))
         orders = importer.import_events(source, ImportOptions(mapping="cdnow", reject_file=rejects / "events.csv"))
-        consented = record_consent(app)
         scores = score(app)
         with app.store.read() as conn:
-            summary = {"contacts_import": people, "events_import": orders, "consented": consented,
+            summary = {"contacts_import": people, "events_import": orders, "consented": people.consents_recorded,
                        "totals": stats.totals(conn), "top": stats.top_customers(conn, 10),
                        "zones": stats.contacts_per_timezone(conn, 25), "database": str(db), **scores}
     finally:

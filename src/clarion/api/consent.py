@@ -6,12 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection
 
-from ..bootstrap import Clarion
-from ..domain.consent import ALL_TOPICS, Channel, ConsentStatus, SuppressionReason, parse_enum
+from ..domain.consent import ALL_TOPICS, Channel, SuppressionReason, parse_enum
 from ..domain.errors import FieldError, NotFound
-from ..domain.profiles import normalize_email, normalize_phone
+from ..services.consent import address_of, requested_status
 from .auth import ClarionDep, require_admin
 from .events import time_param
 from .params import ContactId, Limit, Offset
@@ -57,22 +55,6 @@ class SuppressionBody(BaseModel):
     note: str | None = None
 
 
-def _check_topic(clarion: Clarion, conn: Connection, topic: str) -> None:
-    if topic == ALL_TOPICS:
-        return
-    try:
-        clarion.consent.topic(conn, topic)
-    except NotFound:
-        raise FieldError("topic", f"unknown topic {topic!r}; create it with POST /api/topics") from None
-
-
-def _status(raw: str) -> ConsentStatus:
-    status = parse_enum(ConsentStatus, raw, "status")
-    if status == ConsentStatus.PENDING_CONFIRMATION:
-        raise FieldError("status", "opted_in or opted_out; double opt-in topics set pending_confirmation")
-    return status
-
-
 @router.get("/contacts/{contact_id}/consent", summary="Current consent state and the full ledger")
 def get_consent(clarion: ClarionDep, contact_id: ContactId) -> dict[str, Any]:
     with clarion.store.read() as conn:
@@ -84,21 +66,21 @@ def get_consent(clarion: ClarionDep, contact_id: ContactId) -> dict[str, Any]:
 
 @router.post("/contacts/{contact_id}/consent", status_code=201, summary="Record a consent change")
 def record_consent(clarion: ClarionDep, contact_id: ContactId, body: ConsentBody) -> dict[str, Any]:
-    channel, status = parse_enum(Channel, body.channel, "channel"), _status(body.status)
-    topic, occurred_at = body.topic.strip(), time_param(body.occurred_at, "occurred_at")
+    channel, status = parse_enum(Channel, body.channel, "channel"), requested_status(body.status)
+    occurred_at = time_param(body.occurred_at, "occurred_at")
     with clarion.store.write() as conn:
         clarion.contacts.require(conn, contact_id)
-        _check_topic(clarion, conn, topic)
+        topic = clarion.consent.require_topic(conn, body.topic)
         return clarion.consent.record(conn, contact_id, channel, status, topic=topic, source=body.source,
                                       proof=body.proof, occurred_at=occurred_at)
 
 
 @router.post("/contacts/{contact_id}/consent/confirm", summary="Confirm a pending double opt-in")
 def confirm_consent(clarion: ClarionDep, contact_id: ContactId, body: ConfirmBody) -> dict[str, Any]:
-    channel, topic = parse_enum(Channel, body.channel, "channel"), body.topic.strip()
+    channel = parse_enum(Channel, body.channel, "channel")
     with clarion.store.write() as conn:
         clarion.contacts.require(conn, contact_id)
-        _check_topic(clarion, conn, topic)
+        topic = clarion.consent.require_topic(conn, body.topic)
         return clarion.consent.confirm(conn, contact_id, channel, topic, source=body.source, proof=body.proof)
 
 
@@ -115,22 +97,13 @@ def create_topic(clarion: ClarionDep, body: TopicBody) -> dict[str, Any]:
                                             double_opt_in=body.double_opt_in)
 
 
-def _address(clarion: Clarion, email: str | None, phone: str | None) -> tuple[str, str]:
-    """(kind, normalised address) from exactly one of email or phone."""
-    if bool(email) == bool(phone):
-        raise FieldError("email", "give exactly one of email or phone")
-    if email:
-        return "email", normalize_email(email)
-    return "phone", normalize_phone(phone or "", clarion.settings.default_phone_region)
-
-
 @router.get("/suppressions", summary="The suppression list, or the entry of one email or phone")
 def list_suppressions(clarion: ClarionDep, email: str | None = None, phone: str | None = None,
                       kind: str | None = None, limit: Limit = 100,
                       offset: Offset = 0) -> dict[str, Any]:
     with clarion.store.read() as conn:
         if email or phone:
-            entry = clarion.consent.suppression(conn, *_address(clarion, email, phone))
+            entry = clarion.consent.suppression(conn, *address_of(email, phone, clarion.settings.default_phone_region))
             items = [entry] if entry else []
             return {"total": len(items), "limit": limit, "offset": 0, "items": items}
         if kind is not None and kind not in ("email", "phone"):
@@ -141,7 +114,7 @@ def list_suppressions(clarion: ClarionDep, email: str | None = None, phone: str 
 
 @router.post("/suppressions", status_code=201, summary="Suppress an email or phone (first reason kept)")
 def add_suppression(clarion: ClarionDep, body: SuppressionBody) -> dict[str, Any]:
-    kind, address = _address(clarion, body.email, body.phone)
+    kind, address = address_of(body.email, body.phone, clarion.settings.default_phone_region)
     reason = parse_enum(SuppressionReason, body.reason, "reason")
     if reason == SuppressionReason.ERASED:
         raise FieldError("reason", "'erased' is set by GDPR erasure only")
@@ -152,7 +125,7 @@ def add_suppression(clarion: ClarionDep, body: SuppressionBody) -> dict[str, Any
 
 @router.delete("/suppressions", status_code=204, summary="Lift the suppression of an email or phone")
 def remove_suppression(clarion: ClarionDep, email: str | None = None, phone: str | None = None) -> Response:
-    kind, address = _address(clarion, email, phone)
+    kind, address = address_of(email, phone, clarion.settings.default_phone_region)
     with clarion.store.write() as conn:
         if not clarion.consent.unsuppress(conn, kind, address):
             raise NotFound(f"liftable suppression of {kind}", address)

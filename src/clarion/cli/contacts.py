@@ -2,34 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from ..domain.errors import FieldError
-from ..domain.profiles import normalize_email
 from .output import JSON_OPTION, app_of, console, emit, key_values, table
+from .params import ID_RANGE, OFFSET_RANGE
 
 contacts_app = typer.Typer(no_args_is_help=True, help="Contacts.")
 events_app = typer.Typer(no_args_is_help=True, help="Events.")
 
 
+# A contact is named by Clarion's own id (the number `contacts search` shows), or by an identifier it has.
+CONTACT = typer.Argument(None, **ID_RANGE,
+                         help="The contact's id in Clarion (not the external id; see contacts search).")
+EMAIL = typer.Option(None, "--email", help="Or: the contact's email address.")
+EXTERNAL_ID = typer.Option(None, "--external-id", help="Or: the contact's id in your own systems.")
+
+
+def contact_id_of(clarion: Any, conn: Any, contact_id: int | None, email: str | None,
+                  external_id: str | None) -> int:
+    """The contact's id from exactly one of: the id, --email or --external-id (NotFound when unknown)."""
+    if sum(value is not None for value in (contact_id, email, external_id)) != 1:
+        raise FieldError("contact", "give exactly one of: the contact's id, --email or --external-id")
+    if email is not None:
+        from ..domain.profiles import normalize_email
+
+        return clarion.contacts.find(conn, "email", normalize_email(email))
+    if external_id is not None:
+        return clarion.contacts.find(conn, "external_id", external_id.strip())
+    clarion.contacts.require(conn, contact_id)
+    return contact_id
+
+
 @contacts_app.command("show")
-def show(
-    ctx: typer.Context,
-    contact_id: int | None = typer.Argument(None, help="The contact's id."),
-    email: str | None = typer.Option(None, "--email"),
-    external_id: str | None = typer.Option(None, "--external-id"),
-    as_json: bool = JSON_OPTION,
-) -> None:
+def show(ctx: typer.Context, contact_id: int | None = CONTACT, email: str | None = EMAIL,
+         external_id: str | None = EXTERNAL_ID, as_json: bool = JSON_OPTION) -> None:
     """A contact's profile, identifiers and aggregates (by id, --email or --external-id)."""
     clarion = app_of(ctx)
     with clarion.store.read() as conn:
-        if contact_id is None:
-            if email:
-                contact_id = clarion.contacts.find(conn, "email", normalize_email(email))
-            elif external_id:
-                contact_id = clarion.contacts.find(conn, "external_id", external_id.strip())
-            else:
-                raise FieldError("contact", "give an id, --email or --external-id")
+        contact_id = contact_id_of(clarion, conn, contact_id, email, external_id)
         profile = clarion.contacts.get(conn, contact_id)
     emit(profile, as_json, lambda: console.print(key_values(f"Contact {contact_id}", profile)))
 
@@ -40,7 +53,7 @@ def search(
     query: str = typer.Argument("", help="Part of an email, external id, phone or name."),
     country: str | None = typer.Option(None, "--country"),
     limit: int = typer.Option(50, "--limit", min=1, max=1000),
-    offset: int = typer.Option(0, "--offset", min=0),
+    offset: int = typer.Option(0, "--offset", **OFFSET_RANGE),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Find contacts."""
@@ -54,7 +67,7 @@ def search(
 
 
 @contacts_app.command("export")
-def export(ctx: typer.Context, contact_id: int = typer.Argument(...), as_json: bool = JSON_OPTION) -> None:
+def export(ctx: typer.Context, contact_id: int = typer.Argument(..., **ID_RANGE), as_json: bool = JSON_OPTION) -> None:
     """Everything held about a contact, as JSON (GDPR access and portability; always JSON)."""
     clarion = app_of(ctx)
     with clarion.store.read() as conn:
@@ -65,7 +78,7 @@ def export(ctx: typer.Context, contact_id: int = typer.Argument(...), as_json: b
 @contacts_app.command("erase")
 def erase(
     ctx: typer.Context,
-    contact_id: int = typer.Argument(...),
+    contact_id: int = typer.Argument(..., **ID_RANGE),
     yes: bool = typer.Option(False, "--yes", help="Confirm: erasure cannot be undone."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -83,7 +96,7 @@ def erase(
 @events_app.command("list")
 def list_events(
     ctx: typer.Context,
-    contact: int | None = typer.Option(None, "--contact", help="Only this contact's events."),
+    contact: int | None = typer.Option(None, "--contact", **ID_RANGE, help="Only this contact's events."),
     name: str | None = typer.Option(None, "--name", help="Only events with this name."),
     limit: int = typer.Option(20, "--limit", min=1, max=1000),
     as_json: bool = JSON_OPTION,

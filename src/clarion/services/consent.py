@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
 
-from ..domain.consent import ALL_TOPICS, Channel, ConsentStatus, SuppressionReason
+from ..domain.consent import (
+    ALL_TOPICS,
+    PROOF_FIELDS,
+    Channel,
+    ConsentChange,
+    ConsentStatus,
+    SuppressionReason,
+    parse_enum,
+)
 from ..domain.errors import Conflict, FieldError, NotFound
+from ..domain.profiles import normalize_email, normalize_phone
 from ..store.schema import consent_ledger, consents, contacts, suppressions, topics
 from ..store.sql import insert_for
 from .clock import utcnow
 from .hashing import identity_hash
-
-# What the proof of a consent may hold (GDPR Art. 7(1): the controller must be able to show it).
-PROOF_FIELDS = ("form", "ip", "user_agent", "text_version", "text", "url", "confirmed_at", "keyword", "campaign_id")
+from .identity_bulk import chunks
 
 
 class ConsentService:
@@ -32,6 +41,14 @@ class ConsentService:
         conn.execute(topics.insert().values(key=key, name=name or key, description=description,
                                             double_opt_in=double_opt_in, created_at=utcnow()))
         return self.topic(conn, key)
+
+    def require_topic(self, conn: Connection, key: str) -> str:
+        """The topic key, stripped, when it is '*' or an existing topic; FieldError otherwise."""
+        key = key.strip()
+        if key != ALL_TOPICS and conn.execute(select(topics.c.id).where(topics.c.key == key)).first() is None:
+            raise FieldError("topic", f"unknown topic {key!r}; create it first (POST /api/topics or "
+                                      "`clarion topics create`)")
+        return key
 
     def topic(self, conn: Connection, key: str) -> dict[str, Any]:
         row = conn.execute(select(topics).where(topics.c.key == key)).first()
@@ -51,33 +68,87 @@ class ConsentService:
         contact ``pending_confirmation`` until :meth:`confirm`. A change older than the current
         state is kept in the ledger but does not overwrite the newer state.
         """
-        proof = _clean_proof(proof or {})
         if conn.execute(select(contacts.c.id).where(contacts.c.id == contact_id)).first() is None:
             raise NotFound("contact", contact_id)
-        if topic != ALL_TOPICS:
-            row = conn.execute(select(topics.c.double_opt_in).where(topics.c.key == topic)).first()
-            if row is None:
-                raise FieldError("topic", f"unknown topic {topic!r}; create it first")
-            if row.double_opt_in and status == ConsentStatus.OPTED_IN and not proof.get("confirmed_at"):
-                status = ConsentStatus.PENDING_CONFIRMATION
+        change = ConsentChange(channel, status, topic, occurred_at, clean_proof(proof or {}))
+        return self.record_many(conn, [(contact_id, change)], source=source)[0]
+
+    def record_many(self, conn: Connection, changes: Sequence[tuple[int, ConsentChange]], *, source: str,
+                    skip_unchanged: bool = False) -> list[dict[str, Any]]:
+        """:meth:`record` for many (contact id, change) pairs in a few statements; the contacts must exist.
+
+        With ``skip_unchanged`` (imports), a change that states the current status again without a
+        different date is not recorded twice: importing the same file again adds nothing to the ledger.
+        Returns one dict per change, with ``ledger_id`` None for a skipped one.
+        """
+        double_opt_in = self._double_opt_in(conn, {change.topic for _, change in changes})
         now = utcnow()
-        occurred_at = occurred_at or now
-        ledger_id = conn.execute(consent_ledger.insert().values(
-            contact_id=contact_id, channel=channel.value, topic=topic, status=status.value,
-            occurred_at=occurred_at, recorded_at=now, source=source[:64], proof=proof,
-        ).returning(consent_ledger.c.id)).scalar_one()
-        current = conn.execute(select(consents.c.updated_at).where(
-            consents.c.contact_id == contact_id, consents.c.channel == channel.value,
-            consents.c.topic == topic)).first()
-        if current is None or current.updated_at <= occurred_at:
-            stmt = insert_for(conn, consents).values(
-                contact_id=contact_id, channel=channel.value, topic=topic, status=status.value,
-                updated_at=occurred_at, ledger_id=ledger_id)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=[consents.c.contact_id, consents.c.channel, consents.c.topic],
-                set_={"status": stmt.excluded.status, "updated_at": stmt.excluded.updated_at,
-                      "ledger_id": stmt.excluded.ledger_id}))
-        return {"channel": channel.value, "topic": topic, "status": status.value, "ledger_id": ledger_id}
+        effective = [(cid, _effective(change, double_opt_in.get(change.topic, False), now)) for cid, change in changes]
+        if skip_unchanged:
+            current = self.current_of(conn, [cid for cid, _ in effective])
+            keep = [not _restates(current.get((cid, c.channel.value, c.topic)), c, stated.occurred_at)
+                    for (cid, c), (_, stated) in zip(effective, changes, strict=True)]
+        else:
+            keep = [True] * len(effective)
+        written = [(cid, change) for (cid, change), kept in zip(effective, keep, strict=True) if kept]
+        ledger_ids = iter(self._append(conn, written, source[:64], now))
+        results = []
+        for (_, change), kept in zip(effective, keep, strict=True):
+            results.append({"channel": change.channel.value, "topic": change.topic, "status": change.status.value,
+                            "ledger_id": next(ledger_ids) if kept else None})
+        self._set_current(conn, [(cid, c, r["ledger_id"]) for (cid, c), r in zip(effective, results, strict=True)
+                                 if r["ledger_id"] is not None])
+        return results
+
+    def _double_opt_in(self, conn: Connection, keys: set[str]) -> dict[str, bool]:
+        """{topic key: double opt-in?}; FieldError for a topic that does not exist."""
+        keys = keys - {ALL_TOPICS}
+        if not keys:
+            return {}
+        found = dict(conn.execute(select(topics.c.key, topics.c.double_opt_in).where(topics.c.key.in_(sorted(keys))))
+                     .all())
+        missing = sorted(keys - set(found))
+        if missing:
+            raise FieldError("topic", f"unknown topic {missing[0]!r}; create it first (clarion topics create)")
+        return found
+
+    @staticmethod
+    def _append(conn: Connection, changes: list[tuple[int, ConsentChange]], source: str, now: datetime) -> list[int]:
+        if not changes:
+            return []
+        rows = [{"contact_id": cid, "channel": c.channel.value, "topic": c.topic, "status": c.status.value,
+                 "occurred_at": c.occurred_at, "recorded_at": now, "source": source, "proof": dict(c.proof)}
+                for cid, c in changes]
+        statement = consent_ledger.insert().returning(consent_ledger.c.id, sort_by_parameter_order=True)
+        return list(conn.execute(statement, rows).scalars())
+
+    @staticmethod
+    def _set_current(conn: Connection, changes: list[tuple[int, ConsentChange, int]]) -> None:
+        """Upsert the current state, unless the stored state is newer (a late, older change only joins the ledger)."""
+        newest: dict[tuple[int, str, str], dict[str, Any]] = {}
+        for cid, change, ledger_id in changes:  # one row per key: PostgreSQL refuses to upsert a row twice
+            key = (cid, change.channel.value, change.topic)
+            if key not in newest or newest[key]["updated_at"] <= change.occurred_at:
+                newest[key] = {"contact_id": cid, "channel": key[1], "topic": key[2], "status": change.status.value,
+                               "updated_at": change.occurred_at, "ledger_id": ledger_id}
+        if not newest:
+            return
+        stmt = insert_for(conn, consents)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=[consents.c.contact_id, consents.c.channel, consents.c.topic],
+            set_={"status": stmt.excluded.status, "updated_at": stmt.excluded.updated_at,
+                  "ledger_id": stmt.excluded.ledger_id},
+            where=consents.c.updated_at <= stmt.excluded.updated_at), list(newest.values()))
+
+    def current_of(self, conn: Connection, contact_ids: Sequence[int]) -> dict[tuple[int, str, str], Any]:
+        """{(contact id, channel, topic): row with status and updated_at} for these contacts."""
+        found: dict[tuple[int, str, str], Any] = {}
+        for chunk in chunks(sorted(set(contact_ids))):
+            for row in conn.execute(select(consents.c.contact_id, consents.c.channel, consents.c.topic,
+                                           consents.c.status, consents.c.updated_at)
+                                    .where(consents.c.contact_id.in_(chunk))):
+                found[(row.contact_id, row.channel, row.topic)] = row
+        return found
 
     def confirm(self, conn: Connection, contact_id: int, channel: Channel, topic: str, *,
                 source: str, proof: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -130,7 +201,39 @@ class ConsentService:
         return result.rowcount > 0
 
 
-def _clean_proof(proof: dict[str, Any]) -> dict[str, Any]:
+def requested_status(raw: str) -> ConsentStatus:
+    """A status a person or a system states directly: opted in or out (double opt-in topics make it pending)."""
+    status = parse_enum(ConsentStatus, raw, "status")
+    if status == ConsentStatus.PENDING_CONFIRMATION:
+        raise FieldError("status", "opted_in or opted_out; double opt-in topics set pending_confirmation")
+    return status
+
+
+def address_of(email: str | None, phone: str | None, default_region: str) -> tuple[str, str]:
+    """(kind, normalised address) from exactly one of an email or a phone number."""
+    if bool(email) == bool(phone):
+        raise FieldError("email", "give exactly one of email or phone")
+    if email:
+        return "email", normalize_email(email)
+    return "phone", normalize_phone(phone or "", default_region)
+
+
+def _effective(change: ConsentChange, double_opt_in: bool, now: datetime) -> ConsentChange:
+    """The change as stored: dated (now, when not stated), and pending on a double opt-in topic until confirmed."""
+    status = change.status
+    if double_opt_in and status == ConsentStatus.OPTED_IN and not change.proof.get("confirmed_at"):
+        status = ConsentStatus.PENDING_CONFIRMATION
+    return replace(change, status=status, occurred_at=change.occurred_at or now)
+
+
+def _restates(current: Any, change: ConsentChange, stated_at: datetime | None) -> bool:
+    """The stored state already says this: the same status, and the change names no other date."""
+    if current is None or current.status != change.status.value:
+        return False
+    return stated_at is None or current.updated_at == stated_at
+
+
+def clean_proof(proof: dict[str, Any]) -> dict[str, Any]:
     unknown = set(proof) - set(PROOF_FIELDS)
     if unknown:
         raise FieldError("proof", f"unknown proof fields {sorted(unknown)}; allowed: {', '.join(PROOF_FIELDS)}")

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..domain.consent import ConsentChange
 from ..domain.errors import FieldError
 from ..domain.profiles import ProfilePatch
 from ..domain.traits import parse_traits
 from .identity import Identifiers
+from .import_consent import consent_changes
 from .import_mappings import ColumnPlan, cdnow_contact, contact_traits
 from .import_source import SourceRow
 
@@ -37,6 +39,7 @@ class ContactRow:
     row: SourceRow
     ids: Identifiers
     patch: ProfilePatch
+    consents: tuple[ConsentChange, ...] = ()
 
 
 @dataclass
@@ -56,6 +59,7 @@ class ContactParser:
     plan: ColumnPlan
     default_region: str
     keep_unknown: bool
+    constants: dict[str, str] = field(default_factory=dict)  # --set target=value: for rows without the column
 
     def __call__(self, rows: list[SourceRow]) -> ParsedContacts:
         parsed = ParsedContacts()
@@ -72,11 +76,18 @@ class ContactParser:
 
     def parse(self, row: SourceRow) -> ContactRow:
         fields = dict(zip(self.header, row.fields, strict=True)) if self.fmt == "csv" else row.fields
-        traits = cdnow_contact(fields) if self.mapping == "cdnow" else contact_traits(self.plan.apply(fields))
-        patch = parse_traits(traits, default_region=self.default_region, keep_unknown=self.keep_unknown)
+        if self.mapping == "cdnow":
+            values = cdnow_contact(fields)
+        else:
+            values = self.plan.apply(fields)
+            for target, value in self.constants.items():
+                if values.get(target) in (None, ""):
+                    values[target] = value
+        patch = parse_traits(contact_traits(values), default_region=self.default_region,
+                             keep_unknown=self.keep_unknown)
         ids = Identifiers(patch.external_id, patch.email, patch.phone)
         ids.require_any()
-        return ContactRow(row, ids, patch)
+        return ContactRow(row, ids, patch, consent_changes(values))
 
 
 class SeenKeys:

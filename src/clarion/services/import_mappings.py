@@ -1,12 +1,15 @@
 """How import columns become profile fields and event parts: ``--map``, ``--keep-unknown``, CDNOW.
 
 Mappings are ``target=source`` (``--map email=E-mail``). Unmapped columns keep their names. For
-contacts, a column is known when it is a profile field or one of the trait aliases (``firstName``,
-``dob`` ...); for events, when it is ``external_id``/``userId``, ``email``, ``event``,
+contacts, a column is known when it is a profile field, one of the trait aliases (``firstName``,
+``dob`` ...), ``attributes.<name>``, ``custom_dates.<name>`` or a consent column (``consent.email``,
+see :mod:`.import_consent`); for events, when it is ``external_id``/``userId``, ``email``, ``event``,
 ``timestamp``, ``message_id``/``messageId``, ``properties`` (a JSON object), a common commerce
 property (``revenue``, ``currency``, ``order_id`` ...), or ``properties.<name>``. Other columns are
 unknown: kept (as custom attributes, or event properties) only with ``keep_unknown``, otherwise
-ignored and reported once. A column mapped explicitly to a non-standard name is always kept.
+ignored and reported once. A ``--map`` target must be known too: a typo (``externalid``) is an error
+with the nearest names, and custom values are named explicitly (``attributes.tier=LoyaltyTier``,
+``properties.size=Size``), so a misspelt field never silently becomes a custom attribute.
 
 CDNOW (``mapping="cdnow"``): ``customer_id date number_of_cds dollar_value``. The customer id
 becomes the external id without its leading zeros (``00042`` -> ``"42"``); each row is one
@@ -15,6 +18,7 @@ becomes the external id without its leading zeros (``00042`` -> ``"42"``); each 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +32,7 @@ from ..domain.errors import FieldError
 from ..domain.events import ORDER_COMPLETED, check_event_name, parse_timestamp, purchase_of
 from ..domain.profiles import STANDARD_FIELDS, clean_text, normalize_email
 from ..domain.traits import _ALIASES as TRAIT_ALIASES  # the trait spellings parse_traits accepts
+from .import_consent import consent_column, is_consent_target
 
 MAPPINGS = ("cdnow",)
 MAX_MESSAGE_ID = 200
@@ -35,6 +40,7 @@ MAX_REPORTED_UNKNOWN = 100
 
 _CONTACT_KNOWN = frozenset(STANDARD_FIELDS) | frozenset(TRAIT_ALIASES) | {"attributes", "custom_dates",
                                                                          "address", "traits"}
+_CONTACT_PREFIXES = ("attributes.", "custom_dates.")
 _EVENT_ALIASES = {
     "userId": "external_id", "user_id": "external_id", "customer_id": "external_id",
     "event_name": "event", "name": "event", "messageId": "message_id",
@@ -49,15 +55,51 @@ _NUMERIC_PROPERTIES = frozenset({"revenue", "total", "quantity", "price", "value
                                  "shipping", "subtotal"})
 
 
-def parse_map_options(items: Iterable[str]) -> dict[str, str]:
+def parse_map_options(items: Iterable[str], option: str = "map") -> dict[str, str]:
     """``["email=E-mail", ...]`` -> ``{"E-mail": "email"}`` (source column -> target)."""
     mapping: dict[str, str] = {}
     for item in items:
         target, sep, source = item.partition("=")
         if not sep or not target.strip() or not source.strip():
-            raise FieldError("map", f"{item!r} is not target=source (for example email=E-mail)")
+            raise FieldError(option, f"{item!r} is not target=source (for example email=E-mail)")
         mapping[source.strip()] = target.strip()
     return mapping
+
+
+def parse_set_options(items: Iterable[str]) -> dict[str, str]:
+    """``["consent.email=opted_in", ...]`` -> ``{"consent.email": "opted_in"}``: a value for every row."""
+    values: dict[str, str] = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        if not sep or not target.strip():
+            raise FieldError("set", f"{item!r} is not target=value (for example consent.email=opted_in)")
+        values[target.strip()] = value.strip()
+    return values
+
+
+def check_target(kind: str, target: str, option: str = "map") -> None:
+    """FieldError, with the nearest names, unless ``target`` is a field an import of ``kind`` can fill."""
+    if kind == "contacts":
+        if target in _CONTACT_KNOWN or _named_custom(target, _CONTACT_PREFIXES):
+            return
+        if is_consent_target(target):
+            consent_column(target)  # raises for a bad channel or part
+            return
+        names = sorted(_CONTACT_KNOWN) + ["attributes.<name>", "custom_dates.<name>", "consent.<channel>"]
+        hint = "name custom values attributes.<name> (attributes.tier=LoyaltyTier)"
+    else:
+        if target in _EVENT_FIELDS or target in _EVENT_ALIASES or target in PROPERTY_COLUMNS \
+                or _named_custom(target, ("properties.",)):
+            return
+        names = sorted(_EVENT_FIELDS | set(_EVENT_ALIASES) | PROPERTY_COLUMNS) + ["properties.<name>"]
+        hint = "name custom values properties.<name> (properties.size=Size)"
+    near = difflib.get_close_matches(target.lower(), names, n=3, cutoff=0.6)
+    guess = f"did you mean {' or '.join(repr(n) for n in near)}? " if near else ""
+    raise FieldError(option, f"unknown {kind[:-1]} field {target!r}; {guess}{hint}")
+
+
+def _named_custom(target: str, prefixes: tuple[str, ...]) -> bool:
+    return any(target.startswith(prefix) and len(target) > len(prefix) for prefix in prefixes)
 
 
 @dataclass
@@ -69,6 +111,10 @@ class ColumnPlan:
     keep_unknown: bool = False
     unknown: set[str] = field(default_factory=set)
     _cache: dict[tuple[str, ...], list[tuple[str, str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for target in self.mapping.values():
+            check_target(self.kind, target)
 
     def apply(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         keys = tuple(fields)
@@ -103,13 +149,17 @@ class ColumnPlan:
     def _target(self, source: str) -> str | None:
         if source in self.mapping:
             target = self.mapping[source]
-            if self.kind == "contacts" and target not in _CONTACT_KNOWN:
-                return f"attributes.{target}"
-            if self.kind == "events" and target not in _EVENT_FIELDS and not target.startswith("properties."):
+            if self.kind == "events" and target in _EVENT_ALIASES:
+                return _EVENT_ALIASES[target]
+            if self.kind == "events" and target in PROPERTY_COLUMNS:
                 return f"properties.{target}"
-            return target
+            return target  # checked by check_target
         if self.kind == "contacts":
-            return source if source in _CONTACT_KNOWN else None
+            if is_consent_target(source):
+                consent_column(source)  # a misspelt consent column fails the import, not every row
+                return source
+            known = source in _CONTACT_KNOWN or _named_custom(source, _CONTACT_PREFIXES)
+            return source if known else None
         if source in _EVENT_FIELDS:
             return source
         if source in _EVENT_ALIASES:
@@ -123,15 +173,22 @@ def contact_traits(values: dict[str, Any]) -> dict[str, Any]:
     """Mapped columns -> the traits ``parse_traits`` takes (``attributes.x`` gathered, ``traits`` flattened)."""
     traits: dict[str, Any] = {}
     attributes: dict[str, Any] = {}
+    dates: dict[str, Any] = {}
     for key, value in values.items():
         if key.startswith("attributes."):
             attributes[key[len("attributes."):]] = value
+        elif key.startswith("custom_dates."):
+            dates[key[len("custom_dates."):]] = value
+        elif is_consent_target(key):
+            continue  # read by import_consent.consent_changes
         elif key == "traits" and isinstance(value, Mapping):
             traits.update({k: v for k, v in value.items() if k not in values})
         else:
             traits[key] = value
-    if attributes:
-        traits["attributes"] = {**(traits.get("attributes") or {}), **attributes}
+    for name, named in (("attributes", attributes), ("custom_dates", dates)):
+        if named:
+            given = traits.get(name)
+            traits[name] = {**(given if isinstance(given, Mapping) else {}), **named}
     return traits
 
 

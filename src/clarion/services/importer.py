@@ -13,10 +13,7 @@ Idempotency:
 - Contacts are found by external id, email and phone; a row whose values are already stored counts
   as ``unchanged``.
 
-Contacts are written set-based when every identifier of a row is new (insert) or all name the same
-contact (update, with ``ContactService``'s normalisation and time zone rules). Rows that would
-merge or move identifiers go through ``ContactService.identify`` in a savepoint, so a conflict
-rejects only that row.
+How a batch of contacts is written, consent columns included: :mod:`.import_contact_writer`.
 """
 
 from __future__ import annotations
@@ -29,25 +26,26 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from sqlalchemy import Connection, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection
 
 from ..config import Settings
-from ..domain.errors import Conflict, Erased, FieldError
-from ..domain.profiles import ProfilePatch, ZoneInputs, resolve_timezone
+from ..domain.errors import FieldError
 from ..store.engine import Store
 from ..store.maintenance import refresh_statistics
-from ..store.schema import contacts
 from . import bulk_load
 from .clock import utcnow
+from .consent import ConsentService
 from .contacts import ContactService
-from .identity_bulk import chunks, create_contacts, erased_pairs, owners_by_value, unprepared
+from .identity_bulk import create_contacts, erased_pairs, owners_by_value, unprepared
 from .import_bulk import SQLITE_BULK_LOAD_CACHE_KIB, SQLITE_CACHE_KIB, insert_events, prepare_bulk_connection
+from .import_consent import ConsentImport
+from .import_contact_writer import ERASED_REASON, ContactWriter
 from .import_contacts import MIN_BATCHES_FOR_PROCESS, ContactParser, ContactRow, ParsePool, SeenKeys, parse_pool
 from .import_mappings import (
     MAPPINGS,
     ColumnPlan,
     cdnow_event,
+    check_target,
     generic_event,
 )
 from .import_source import (
@@ -64,7 +62,6 @@ from .import_staging import KEY, LINE, MESSAGE_ID, RAW, Staged, csv_event_parser
 Progress = Callable[[int, int], None]  # (bytes read, file size)
 Prepared = tuple[int, Any, Sequence[tuple[int, str, str]]]  # (rows read, what the batch handler takes, rejects)
 STATISTICS_AFTER_ROWS = 100_000  # rows written by an import after which PostgreSQL's statistics are refreshed
-ERASED_REASON = "erased: this contact was erased on request and may not be re-created"
 
 
 @dataclass
@@ -77,6 +74,7 @@ class ImportOptions:
     delimiter: str | None = None
     batch_size: int | None = None  # default: settings.import_batch_size
     rebuild_indexes: bool | None = None  # events: bulk-load mode (see bulk_load); None: when it pays
+    constants: dict[str, str] = field(default_factory=dict)  # contacts: target -> value for rows without it
 
 
 @dataclass
@@ -88,6 +86,8 @@ class ImportResult:
     unchanged: int = 0  # already stored (re-import), or a repeated CDNOW customer
     rejected: int = 0
     contacts_created: int = 0
+    consents_recorded: int = 0  # contacts: consent changes written to the ledger (source "import")
+    suppressions_lifted: int = 0  # contacts: unsubscribe suppressions outdated by a newer dated opt-in
     reject_file: str | None = None
     unknown_columns: list[str] = field(default_factory=list)  # ignored (not --keep-unknown)
     indexes_rebuilt: list[str] = field(default_factory=list)  # bulk-load mode: dropped, then built again
@@ -117,21 +117,26 @@ class _Run:
     deferred_aggregates: bool = False  # bulk-load mode: the aggregates are rebuilt at the end
     exits: ExitStack = field(default_factory=ExitStack)  # closed when the run ends
     parse_pool: ParsePool | None = None  # contacts: where rows are parsed (made on the first batch)
+    consent: ConsentImport | None = None  # contacts: screens and records the consent columns
+    constants: dict[str, str] = field(default_factory=dict)  # contacts: --set target=value
 
     def reject(self, row: SourceRow, reason: str) -> None:
         self.rejects.append((row.line, reason, row.raw))
 
 
 class Importer:
-    def __init__(self, settings: Settings, store: Store, contact_service: ContactService) -> None:
+    def __init__(self, settings: Settings, store: Store, contact_service: ContactService,
+                 consent_service: ConsentService | None = None) -> None:
         self.settings = settings
         self.store = store
         self.contacts = contact_service
+        self.contacts_consent = consent_service or ConsentService(settings.hash_salt)
+        self.contact_writer = ContactWriter(settings, contact_service)
 
     def import_contacts(self, path: Path, options: ImportOptions | None = None,
                         progress: Progress | None = None) -> ImportResult:
         result = self._run("contacts", Path(path), options or ImportOptions(), progress, self._parse_contacts,
-                           self._contact_batch)
+                           self.contact_writer.write)
         if result.imported >= STATISTICS_AFTER_ROWS:
             refresh_statistics(self.store.engine, ("contacts", "identities"))
         return result
@@ -167,11 +172,16 @@ class Importer:
              prepare: Callable[[list[SourceRow], _Run], Prepared],
              handle: Callable[[Connection, Any, _Run], None], deferred_aggregates: bool = False) -> ImportResult:
         """Read and ``prepare`` batches in a background thread, ``handle`` each in one write transaction."""
+        plan = ColumnPlan(kind, dict(options.columns), options.keep_unknown)  # a bad --map fails before any work
+        if options.constants and kind != "contacts":
+            raise FieldError("set", "constant values (--set) apply to contact imports only")
+        for target in options.constants:
+            check_target(kind, target, "set")
         reader, mapping = self._reader(path, options)
         writer = RejectWriter(options.reject_file or Path.cwd() / f"{path.stem}.{kind}.rejects.csv")
-        run = _Run(ImportResult(kind, str(path)), reader,
-                   ColumnPlan(kind, dict(options.columns), options.keep_unknown), mapping, options.keep_unknown,
-                   deferred_aggregates=deferred_aggregates)
+        consent = ConsentImport(self.contacts_consent, self.settings.hash_salt) if kind == "contacts" else None
+        run = _Run(ImportResult(kind, str(path)), reader, plan, mapping, options.keep_unknown,
+                   deferred_aggregates=deferred_aggregates, constants=dict(options.constants), consent=consent)
         default = self.settings.import_event_batch_size if kind == "events" else self.settings.import_batch_size
         size = run.batch_size = max(1, options.batch_size or default)
         cache_kib = SQLITE_BULK_LOAD_CACHE_KIB if deferred_aggregates else SQLITE_CACHE_KIB
@@ -194,6 +204,9 @@ class Importer:
             run.exits.close()
         result = run.result
         result.unchanged += run.repeated_customers
+        if run.consent is not None:
+            result.consents_recorded = run.consent.recorded
+            result.suppressions_lifted = run.consent.suppressions_lifted
         result.seconds = perf_counter() - started
         result.rejected = writer.count
         result.reject_file = str(writer.path) if writer.count else None
@@ -222,23 +235,6 @@ class Importer:
             run.analyzed_at = created
 
     # -- contacts ------------------------------------------------------------------------
-    def _contact_batch(self, conn: Connection, parsed: list[ContactRow], run: _Run) -> None:
-        found = {kind: owners_by_value(conn, kind, [getattr(p.ids, kind) for p in parsed if getattr(p.ids, kind)])
-                 for kind in ("external_id", "email", "phone")}
-        new, same, other = [], [], []
-        for item in parsed:
-            owners = {found[kind].get(value) for kind, value in item.ids.pairs()}
-            if owners == {None}:
-                new.append(item)
-            elif len(owners) == 1:
-                same.append((item, owners.pop()))
-            else:
-                other.append(item)
-        now = utcnow()
-        self._create_contacts(conn, new, run, now)
-        self._update_contacts(conn, same, run, now)
-        self._identify_one_by_one(conn, other, run)
-
     def _parse_contacts(self, batch: list[SourceRow], run: _Run) -> Prepared:
         """(rows, parsed contacts, rejects): in the reader thread, without the database.
 
@@ -248,7 +244,7 @@ class Importer:
         """
         if run.parse_pool is None:
             parser = ContactParser(run.reader.header, run.reader.fmt, run.mapping, run.plan,
-                                   self.settings.default_phone_region, run.keep_unknown)
+                                   self.settings.default_phone_region, run.keep_unknown, run.constants)
             large = _estimated_rows(run.reader.path) >= MIN_BATCHES_FOR_PROCESS * run.batch_size
             run.parse_pool = run.exits.enter_context(parse_pool(parser, use_process=large))
         parsed = run.parse_pool.parse(batch).result()
@@ -265,55 +261,6 @@ class Importer:
                 parsed.rejects.append((item.row.line, f"duplicate {kind} {value!r}: already in an earlier row of "
                                                       "this file", item.row.raw))
         return len(batch), kept, parsed.rejects
-
-    def _create_contacts(self, conn: Connection, items: list[ContactRow], run: _Run, now: datetime) -> None:
-        erased = erased_pairs(conn, self.settings.hash_salt, [p for item in items for p in item.ids.pairs()])
-        kept = []
-        for item in items:
-            if erased and any(pair in erased for pair in item.ids.pairs()):
-                run.reject(item.row, ERASED_REASON)
-            else:
-                kept.append(item)
-        rows = [self._new_contact(item.patch) for item in kept]
-        create_contacts(conn, rows, [item.ids.pairs() for item in kept], now)
-        run.result.imported += len(kept)
-        run.result.contacts_created += len(kept)
-
-    def _new_contact(self, patch: ProfilePatch) -> dict[str, Any]:
-        values = patch.columns()
-        zone, source = resolve_timezone(
-            ZoneInputs(patch.timezone, patch.latitude, patch.longitude, patch.phone, patch.country),
-            self.settings.default_timezone)
-        values.update(timezone=zone, timezone_source=source, attributes=dict(patch.attributes),
-                      custom_dates=dict(patch.custom_dates))
-        return values
-
-    def _update_contacts(self, conn: Connection, items: list[tuple[ContactRow, int]], run: _Run,
-                         now: datetime) -> None:
-        current: dict[int, Any] = {}
-        for chunk in chunks(sorted({contact_id for _, contact_id in items})):
-            current.update((r.id, r._mapping) for r in conn.execute(select(contacts).where(contacts.c.id.in_(chunk))))
-        for item, contact_id in items:
-            values = self.contacts.changes(current[contact_id], item.patch)
-            if not values:
-                run.result.unchanged += 1
-                continue
-            conn.execute(update(contacts).where(contacts.c.id == contact_id).values(**values, updated_at=now))
-            run.result.imported += 1
-
-    def _identify_one_by_one(self, conn: Connection, items: list[ContactRow], run: _Run) -> None:
-        for item in items:
-            try:
-                with conn.begin_nested():
-                    self.contacts.identify(conn, item.ids, item.patch)
-            except Erased:
-                run.reject(item.row, ERASED_REASON)
-            except (Conflict, FieldError) as exc:
-                run.reject(item.row, f"conflict: {exc}" if isinstance(exc, Conflict) else str(exc))
-            except IntegrityError as exc:
-                run.reject(item.row, f"conflict: {str(exc.orig).splitlines()[0]}")
-            else:
-                run.result.imported += 1
 
     # -- events --------------------------------------------------------------------------
     def _event_batch(self, conn: Connection, staged: list[Staged], run: _Run) -> None:
