@@ -14,6 +14,7 @@ from typing import Any
 from clarion.bootstrap import Clarion
 from clarion.channels.base import DeliveryResult, OutboundEmail, Outcome
 from clarion.delivery.email_compose import EmailComposer
+from clarion.domain.campaigns import CHANNELS
 from clarion.domain.consent import Channel, ConsentStatus
 from clarion.domain.profiles import ProfilePatch
 from clarion.runners.dispatch import ChannelBinding
@@ -66,7 +67,8 @@ def add_contact(app: Clarion, email: str, *, consent: bool = True, timezone: str
 
 def make_campaign(app: Clarion, name: str = "spring", *, rule: str = "email exists", clock: Callable | None = None,
                   start: bool = True, **spec: Any) -> dict[str, Any]:
-    service = CampaignService(app.settings, clock=clock or (lambda: datetime.now(UTC)))
+    # The tests' workers are given their channels (ScriptedChannel, local peers), not built from the settings.
+    service = CampaignService(app.settings, clock=clock or (lambda: datetime.now(UTC)), channels=CHANNELS)
     with app.store.write() as conn:
         segment = f"seg-{name}"
         SegmentService(app.settings).create(conn, segment, rule)

@@ -52,7 +52,8 @@ class ScheduleBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: str = Field(pattern="^(at|local)$")
-    at: datetime | None = None
+    # Text, read by the service's Schedule like the CLI's --at: one rule and one message for both.
+    at: str | None = Field(None, max_length=100, description="ISO 8601 with its offset: 2026-12-01T09:00:00Z")
     date: str | None = None
     weekday: str | None = None
     time: str | None = None

@@ -7,6 +7,7 @@ here so a bad value is refused when it is saved, with the field named, never dis
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -143,6 +144,9 @@ class CampaignSettings(_Strict):
         return tuple(cap for cap in caps if cap.applies_to(channel))
 
 
+_EXAMPLE_INSTANT = "2026-12-01T09:00:00+00:00"
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_WALL_CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?")  # ASCII digits only
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -150,7 +154,9 @@ class Schedule(_Strict):
     """``now``; ``at`` an instant; ``local``: ``time`` on ``date`` in each recipient's zone.
 
     A local schedule may name a ``weekday`` instead of a date ("Tuesday 10:00"): it becomes the date of
-    the next such day on which 10:00 has not yet come anywhere on Earth (:meth:`resolved`).
+    the next such day on which 10:00 has not yet come anywhere on Earth (:meth:`resolved`). Text is read
+    strictly (HH:MM, YYYY-MM-DD, ISO 8601 with an offset), each refusal saying what is expected: pydantic
+    alone would also take "10:00+02:00" or a count of seconds as a time.
     """
 
     mode: Literal["now", "at", "local"] = "now"
@@ -159,10 +165,61 @@ class Schedule(_Strict):
     weekday: Literal[WEEKDAYS] | None = None  # type: ignore[valid-type]
     time: dt.time | None = None
 
+    @field_validator("at", mode="before")
+    @classmethod
+    def _instant(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = dt.datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not an instant; use ISO 8601 with its UTC offset, "
+                                 f"e.g. {_EXAMPLE_INSTANT}") from None
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            raise ValueError(f"{value.isoformat()} has no UTC offset; add one, e.g. {_EXAMPLE_INSTANT}")
+        return value
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _calendar_date(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
+            return value
+        text = str(value).strip()
+        try:
+            if _ISO_DATE.fullmatch(text):
+                return dt.date.fromisoformat(text)
+        except ValueError:  # 2026-02-30
+            pass
+        raise ValueError(f"{text!r} is not a date; use YYYY-MM-DD, e.g. 2026-12-09")
+
+    @field_validator("weekday", mode="before")
+    @classmethod
+    def _day_name(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        name = str(value).strip().lower()
+        if name not in WEEKDAYS:
+            raise ValueError(f"{str(value)!r} is not a day of the week; one of {', '.join(WEEKDAYS)}")
+        return name
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _wall_clock(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, dt.time):
+            if value.tzinfo is not None:
+                raise ValueError("a local time is a wall-clock time in each recipient's zone; drop its offset")
+            return value
+        text = str(value).strip()
+        match = _WALL_CLOCK.fullmatch(text)
+        if match is None or int(match[1]) > 23 or int(match[2]) > 59 or int(match[3] or 0) > 59:
+            raise ValueError(f"{text!r} is not a time; use HH:MM from 00:00 to 23:59, e.g. 10:00")
+        return dt.time(int(match[1]), int(match[2]), int(match[3] or 0))
+
     @model_validator(mode="after")
     def _complete(self) -> Schedule:
-        if self.mode == "at" and (self.at is None or self.at.tzinfo is None):
-            raise ValueError("a schedule 'at' needs an instant with its UTC offset (2026-12-01T09:00:00Z)")
+        if self.mode == "at" and self.at is None:
+            raise ValueError(f"a schedule 'at' needs an instant with its UTC offset, e.g. {_EXAMPLE_INSTANT}")
         if self.mode == "local" and (self.time is None or (self.date is None) == (self.weekday is None)):
             raise ValueError("a 'local' schedule needs a local time (10:00) and either a date or a weekday")
         return self

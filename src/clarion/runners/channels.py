@@ -7,7 +7,7 @@ auth and web push libraries would otherwise add a third of a second to every ``c
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..channels.inapp import InboxChannel
@@ -21,6 +21,7 @@ from ..delivery.sms_compose import SmsComposer
 from ..delivery.voice_compose import VoiceComposer
 from ..delivery.webhook_compose import WebhookComposer
 from ..delivery.whatsapp_compose import WhatsAppComposer
+from .channel_setup import configured_channels, push_kinds
 from .dispatch import ChannelBinding
 
 
@@ -78,11 +79,12 @@ def voice_transport(settings: Settings):
 def push_providers(settings: Settings) -> dict:
     """The mobile push providers that are configured: FCM (Android, and iOS through Firebase), APNs."""
     providers: dict = {}
-    if settings.apns_key_file:
+    kinds = push_kinds(settings)
+    if "apns" in kinds:
         from ..channels.apns import ApnsProvider
 
-        providers["apns"] = ApnsProvider.from_settings(settings)  # None unless ids and topic are set too
-    if settings.fcm_service_account_file:
+        providers["apns"] = ApnsProvider.from_settings(settings)  # ValueError unless ids and topic are set too
+    if "fcm" in kinds:
         from ..channels.fcm import FcmProvider
 
         providers["fcm"] = FcmProvider.from_settings(settings)
@@ -90,58 +92,61 @@ def push_providers(settings: Settings) -> dict:
 
 
 def build_channels(settings: Settings) -> dict[str, ChannelBinding]:
-    """A binding for every channel the settings configure; the inbox needs no configuration."""
-    email = ChannelBinding(EmailComposer(settings, email_signer(settings)), email_transport(settings),
-                           concurrency=settings.smtp_pool_size, rate_per_second=settings.email_rate_per_second,
-                           rate_burst=settings.email_rate_burst)
+    """A binding for every channel the settings configure (channel_setup decides which; the inbox and
+    email always are)."""
+    return {channel: _BUILDERS[channel](settings) for channel in sorted(configured_channels(settings))}
+
+
+def _email(settings: Settings) -> ChannelBinding:
+    return ChannelBinding(EmailComposer(settings, email_signer(settings)), email_transport(settings),
+                          concurrency=settings.smtp_pool_size, rate_per_second=settings.email_rate_per_second,
+                          rate_burst=settings.email_rate_burst)
+
+
+def _inbox(settings: Settings) -> ChannelBinding:
     # "Sending" to the inbox is storing the message in the checkpoint's transaction.
-    inbox = ChannelBinding(InAppComposer(settings), InboxChannel(), concurrency=32)
-    return {"email": email, "inapp": inbox, **_phone_bindings(settings), **_webhook_bindings(settings),
-            **_push_bindings(settings)}
+    return ChannelBinding(InAppComposer(settings), InboxChannel(), concurrency=32)
 
 
-def _phone_bindings(settings: Settings) -> dict[str, ChannelBinding]:
-    bindings = {}
-    if settings.sms_transport != "none":
-        bindings["sms"] = ChannelBinding(SmsComposer(settings), sms_transport(settings),
-                                         concurrency=settings.sms_concurrency,
-                                         rate_per_second=settings.sms_rate_per_second)
-    if settings.voice_transport != "none":
-        bindings["voice"] = ChannelBinding(VoiceComposer(settings), voice_transport(settings),
-                                           concurrency=settings.voice_concurrency,
-                                           rate_per_second=settings.voice_rate_per_second)
-    if settings.whatsapp_phone_number_id and settings.whatsapp_access_token:
-        from ..channels.whatsapp import WhatsAppChannel
-
-        bindings["whatsapp"] = ChannelBinding(WhatsAppComposer(settings), WhatsAppChannel.from_settings(settings),
-                                              concurrency=settings.whatsapp_concurrency,
-                                              rate_per_second=settings.whatsapp_rate_per_second)
-    return bindings
+def _sms(settings: Settings) -> ChannelBinding:
+    return ChannelBinding(SmsComposer(settings), sms_transport(settings), concurrency=settings.sms_concurrency,
+                          rate_per_second=settings.sms_rate_per_second)
 
 
-def _webhook_bindings(settings: Settings) -> dict[str, ChannelBinding]:
-    if not settings.webhook_secret:  # the channel never sends unsigned
-        return {}
+def _voice(settings: Settings) -> ChannelBinding:
+    return ChannelBinding(VoiceComposer(settings), voice_transport(settings), concurrency=settings.voice_concurrency,
+                          rate_per_second=settings.voice_rate_per_second)
+
+
+def _whatsapp(settings: Settings) -> ChannelBinding:
+    from ..channels.whatsapp import WhatsAppChannel
+
+    return ChannelBinding(WhatsAppComposer(settings), WhatsAppChannel.from_settings(settings),
+                          concurrency=settings.whatsapp_concurrency, rate_per_second=settings.whatsapp_rate_per_second)
+
+
+def _webhook(settings: Settings) -> ChannelBinding:
     from ..channels.webhook import WebhookChannel
 
-    return {"webhook": ChannelBinding(WebhookComposer(settings), WebhookChannel.from_settings(settings),
-                                      concurrency=settings.webhook_concurrency)}
+    return ChannelBinding(WebhookComposer(settings), WebhookChannel.from_settings(settings),
+                          concurrency=settings.webhook_concurrency)
 
 
-def _push_bindings(settings: Settings) -> dict[str, ChannelBinding]:
-    bindings = {}
-    if settings.webpush_vapid_private_key_file and settings.webpush_vapid_subject:
-        from ..channels.webpush import WebPushProvider
+def _webpush(settings: Settings) -> ChannelBinding:
+    from ..channels.webpush import WebPushProvider
 
-        bindings["webpush"] = ChannelBinding(
-            PushComposer(settings), PushFanout({"webpush": WebPushProvider.from_settings(settings)}),
-            concurrency=settings.webpush_concurrency, rate_per_second=settings.push_rate_per_second)
-    providers = push_providers(settings)
-    if providers:
-        bindings["push"] = ChannelBinding(PushComposer(settings), PushFanout(providers),
-                                          concurrency=settings.push_concurrency,
-                                          rate_per_second=settings.push_rate_per_second)
-    return bindings
+    return ChannelBinding(PushComposer(settings), PushFanout({"webpush": WebPushProvider.from_settings(settings)}),
+                          concurrency=settings.webpush_concurrency, rate_per_second=settings.push_rate_per_second)
+
+
+def _push(settings: Settings) -> ChannelBinding:
+    return ChannelBinding(PushComposer(settings), PushFanout(push_providers(settings)),
+                          concurrency=settings.push_concurrency, rate_per_second=settings.push_rate_per_second)
+
+
+_BUILDERS: dict[str, Callable[[Settings], ChannelBinding]] = {
+    "email": _email, "inapp": _inbox, "sms": _sms, "voice": _voice, "whatsapp": _whatsapp, "webhook": _webhook,
+    "webpush": _webpush, "push": _push}
 
 
 async def close_channels(channels: Mapping[str, ChannelBinding]) -> None:

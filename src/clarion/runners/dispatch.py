@@ -34,6 +34,7 @@ from ..services.clock import utcnow
 from ..services.delivery_defaults import defaults_version, get_defaults
 from ..store.engine import Store
 from ..store.schema_delivery import campaigns
+from .channel_setup import unavailable
 from .loaded_campaign import LoadedCampaign, eligibility_context, load_campaign
 from .outcomes import Checkpoint, SendOutcome
 
@@ -167,7 +168,7 @@ class Dispatcher:
         return batch
 
     def _fail_all(self, conn: Connection, campaign: LoadedCampaign, rows: list[Any], now: datetime) -> None:
-        detail = f"no {campaign.channel} channel is configured"
+        detail = unavailable(campaign.channel)  # the very line the dry run and `campaigns send` give
         ledger.settle(conn, [ledger.change(r, "failed", reason="channel_unavailable", detail=detail, finished_at=now)
                              for r in rows])
         ledger.write_log(conn, [ledger.LogEntry(r.id, campaign.id, r.attempts, "failed", "channel_unavailable",

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, case, literal, select
+from sqlalchemy import Connection, case, func, literal, select
 
 from ..domain.campaigns import Schedule
 from ..domain.errors import FieldError, NotFound
@@ -32,6 +32,8 @@ from ..store.types import UtcDateTime
 MAIN_STEP = "main"
 # The first local midnight on Earth: Pacific/Kiritimati is UTC+14, so a local-time send starts there.
 EARLIEST_ZONE = ZoneInfo("Pacific/Kiritimati")
+# The last: UTC-12 (Baker Island; IANA's Etc names invert the sign). A local time past here is past everywhere.
+LATEST_ZONE = ZoneInfo("Etc/GMT+12")
 MAX_KEY = 100  # characters of a caller's idempotency key
 
 
@@ -46,10 +48,7 @@ def start_time(plan: Schedule, now: datetime) -> datetime:
 def enqueue_audience(conn: Connection, campaign: Any, segment_service: Any, default_timezone: str,
                      now: datetime) -> int:
     """Inserts one queued delivery per member of the campaign's segment; returns how many."""
-    rule_json = conn.execute(select(segments.c.rule).where(segments.c.id == campaign.segment_id)).scalar()
-    if rule_json is None:
-        raise NotFound("segment of campaign", campaign.name)
-    audience = compile_rule(rule_from_json(rule_json), segment_service.context(conn)).subquery()
+    audience = _audience(conn, campaign, segment_service)
     plan = Schedule.model_validate(campaign.schedule or {})
     if plan.mode != "local":
         due = max(plan.at, now) if plan.mode == "at" and plan.at else now
@@ -65,6 +64,25 @@ def enqueue_audience(conn: Connection, campaign: Any, segment_service: Any, defa
     otherwise = literal(due_in(None), UtcDateTime())  # no zone: the workspace default
     due_at = case(per_zone, value=contacts.c.timezone, else_=otherwise) if per_zone else otherwise
     return _insert(conn, campaign, select(contacts.c.id, due_at).where(members))
+
+
+def passed_locally(conn: Connection, campaign: Any, segment_service: Any, default_timezone: str, plan: Schedule,
+                   now: datetime) -> tuple[int, int]:
+    """(members whose local time in ``plan`` has already passed, members): the first get it at once."""
+    members = contacts.c.id.in_(select(_audience(conn, campaign, segment_service).c[0]))
+    per_zone = conn.execute(select(contacts.c.timezone, func.count()).where(members)
+                            .group_by(contacts.c.timezone)).all()
+    passed = sum(count for zone, count in per_zone
+                 if local_instant(plan.date, plan.time, zoneinfo(zone, default_timezone)) < now)
+    return passed, sum(count for _zone, count in per_zone)
+
+
+def _audience(conn: Connection, campaign: Any, segment_service: Any):
+    """The members of the campaign's segment, by its rule as it is now (a subquery of contact ids)."""
+    rule_json = conn.execute(select(segments.c.rule).where(segments.c.id == campaign.segment_id)).scalar()
+    if rule_json is None:
+        raise NotFound("segment of campaign", campaign.name)
+    return compile_rule(rule_from_json(rule_json), segment_service.context(conn)).subquery()
 
 
 def _insert(conn: Connection, campaign: Any, members_and_due) -> int:

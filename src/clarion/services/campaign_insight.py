@@ -7,7 +7,7 @@ Both run the very policy chain the workers run (``delivery.policies`` with facts
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -18,7 +18,7 @@ from ..config import Settings
 from ..delivery.context import RenderContext
 from ..delivery.errors import RenderError
 from ..delivery.facts import load_contacts, recipients
-from ..delivery.policies import DeliveryCase, evaluate
+from ..delivery.policies import Decision, DeliveryCase, evaluate
 from ..delivery.reasons import describe
 from ..delivery.templates import RenderSettings, render
 from ..domain.campaigns import Schedule
@@ -31,6 +31,7 @@ from ..segments.rule_json import rule_from_json
 from ..store.schema import contacts
 from ..store.schema_delivery import deliveries, delivery_log
 from ..store.schema_scores import segments
+from ..tracking.public_url import public_url_warning
 from .campaign_audience import MAIN_STEP
 from .campaigns import CampaignService
 from .clock import utcnow
@@ -39,10 +40,12 @@ from .segments import SegmentService
 
 
 class CampaignInsight:
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow,
+                 channels: Collection[str] | None = None) -> None:
+        """``channels``: those the workers can send on; by default the ones ``settings`` configure."""
         self.settings = settings
         self.clock = clock
-        self.campaigns = CampaignService(settings, clock)
+        self.campaigns = CampaignService(settings, clock, channels)
         self.segments = SegmentService(settings, clock)
 
     def dry_run(self, conn: Connection, name: str, *, limit: int = 20, at: datetime | None = None) -> dict[str, Any]:
@@ -57,11 +60,14 @@ class CampaignInsight:
                                 data=None)
                 for index, cid in enumerate(ids)]
         facts = recipients(conn, campaign.scope, fake, profiles, now, self._context(conn, campaign, now))
-        results = [self._predict(campaign, plan, item, profiles.get(item.contact_id), facts[item.id], now)
+        # A worker without the channel fails every delivery before any policy is asked (dispatch._fail_all).
+        missing = self.campaigns.missing_channel(row.channel)
+        results = [self._predict(campaign, plan, item, profiles.get(item.contact_id), facts[item.id], now, missing)
                    for item in fake]
         return {"campaign": row.name, "at": now, "examined": len(results),
                 "summary": dict(Counter(r["action"] + (f":{r['reason']}" if r["reason"] else "") for r in results)),
-                "recipients": results}
+                "recipients": results, "public_url": self.settings.public_url,
+                "warnings": [w for w in (missing, public_url_warning(self.settings)) if w]}
 
     def _audience(self, conn: Connection, row: Any, limit: int) -> list[int]:
         if row.segment_id is None:
@@ -74,14 +80,15 @@ class CampaignInsight:
         return eligibility_context(conn, self.settings, campaign, now)
 
     def _predict(self, campaign: LoadedCampaign, plan: Schedule, item: Any, profile: dict | None, recipient: Any,
-                 now: datetime) -> dict[str, Any]:
+                 now: datetime, missing_channel: str | None) -> dict[str, Any]:
         due = now
         if plan.mode == "local" and profile is not None:
             due = max(local_instant(plan.date, plan.time, zoneinfo(profile.get("timezone"),
                                                                    self.settings.default_timezone)), now)
         elif plan.mode == "at" and plan.at:
             due = max(plan.at, now)
-        decision = evaluate(DeliveryCase(recipient, due, due), campaign.rules).decision
+        decision = (Decision("fail", "channel_unavailable", missing_channel) if missing_channel else
+                    evaluate(DeliveryCase(recipient, due, due), campaign.rules).decision)
         result = {"contact_id": item.contact_id, "address": recipient.address, "timezone": recipient.zone.key,
                   "action": decision.action, "reason": decision.reason, "detail": decision.detail,
                   "send_at": decision.until if decision.action == "defer" else due if decision.action == "send"

@@ -8,8 +8,9 @@ campaign stays ``running`` and gets one delivery per API call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+import shlex
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -20,12 +21,15 @@ from ..delivery.errors import InvalidTemplate, Problem
 from ..delivery.template_store import template_from_document
 from ..domain.campaigns import CHANNELS, CampaignSettings, Schedule
 from ..domain.errors import ClarionError, Conflict, FieldError, NotFound
+from ..domain.ids import is_id_text
 from ..domain.rules import RuleError
+from ..domain.sending_time import local_instant
+from ..runners.channel_setup import configured_channels, unavailable
 from ..segments.compiler import compile_rule
 from ..segments.rule_json import rule_to_json
 from ..store.schema_delivery import campaigns, deliveries, templates
 from ..store.schema_scores import segments
-from .campaign_audience import EARLIEST_ZONE, enqueue_audience, enqueue_one, start_time
+from .campaign_audience import EARLIEST_ZONE, LATEST_ZONE, enqueue_audience, enqueue_one, passed_locally, start_time
 from .clock import utcnow
 from .delivery_defaults import parse_model
 from .segments import SegmentService, parse_any
@@ -34,10 +38,13 @@ LIVE = ("draft", "scheduled", "running", "paused")
 
 
 class CampaignService:
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow,
+                 channels: Collection[str] | None = None) -> None:
+        """``channels``: those the workers can send on; by default the ones ``settings`` configure."""
         self.settings = settings
         self.clock = clock
         self.segments = SegmentService(settings, clock=clock)
+        self.channels = frozenset(configured_channels(settings) if channels is None else channels)
 
     # -- definition --------------------------------------------------------------------------
     def create(self, conn: Connection, spec: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +61,11 @@ class CampaignService:
         now = self.clock()
         conn.execute(campaigns.insert().values(name=name, kind=kind, status="draft", created_at=now,
                                                updated_at=now, **values))
-        return self.get(conn, name)
+        # Not an error: the provider may be configured before the campaign is sent.
+        missing = self.missing_channel(values["channel"])
+        warnings = [f"{missing}; campaign {name!r} cannot be sent until it is"] if missing else []
+        warnings += [f"eligibility: {warning}" for warning in self.segments.warnings(conn, values["eligibility"])]
+        return {**self.get(conn, name), "warnings": warnings}
 
     def _definition(self, conn: Connection, spec: dict[str, Any], kind: str) -> dict[str, Any]:
         channel = spec.get("channel", "email")
@@ -89,6 +100,8 @@ class CampaignService:
         return row.id
 
     def _eligibility(self, conn: Connection, rule: Any) -> dict[str, Any] | None:
+        """The rule's canonical JSON (``rfm.segment = "Can't lose them"`` stored as ``"cant_lose"``); FieldError
+        for an invalid rule, a value outside a field's closed set included. Warnings are in create's result."""
         if not rule:
             return None
         try:
@@ -106,7 +119,7 @@ class CampaignService:
 
     def row(self, conn: Connection, name_or_id: str | int, *, lock: bool = False):
         """The campaign row by name or id (locked FOR UPDATE on PostgreSQL when asked)."""
-        column = campaigns.c.id if isinstance(name_or_id, int) or _is_id(str(name_or_id)) else campaigns.c.name
+        column = campaigns.c.id if isinstance(name_or_id, int) or is_id_text(str(name_or_id)) else campaigns.c.name
         key = int(name_or_id) if column is campaigns.c.id else name_or_id
         query = select(campaigns).where(column == key)
         if lock and conn.dialect.name == "postgresql":
@@ -118,20 +131,59 @@ class CampaignService:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def schedule(self, conn: Connection, name: str, schedule: dict[str, Any]) -> dict[str, Any]:
+        """Schedules a draft; a time already past everywhere is refused, one past in some zones is said."""
         row = self.row(conn, name, lock=True)
         _require(row, ("draft", "scheduled"), "schedule")
-        plan = parse_model(Schedule, schedule, "schedule.").resolved(self.clock(), EARLIEST_ZONE)
+        self._require_channel(row, "schedule")
+        now = self.clock()
+        plan = parse_model(Schedule, schedule, "schedule.").resolved(now, EARLIEST_ZONE)
         if plan.mode == "now":
             raise FieldError("schedule.mode", "use send to start now; schedule takes 'at' or 'local'")
+        warnings = self._timing(conn, row, plan, now)
         self._set(conn, row.id, status="scheduled", schedule=plan.model_dump(mode="json", exclude_none=True),
-                  start_at=start_time(plan, self.clock()))
-        return self.get(conn, row.id)
+                  start_at=start_time(plan, now))
+        return {**self.get(conn, row.id), "warnings": warnings}
+
+    def _timing(self, conn: Connection, row, plan: Schedule, now: datetime) -> list[str]:
+        """FieldError when the plan's time has passed everywhere; a warning when it has in some zones."""
+        send_now = f"to start it now, send it: `clarion campaigns send {shlex.quote(row.name)}`"
+        if plan.mode == "at" and plan.at is not None and plan.at < now:
+            raise FieldError("schedule.at", f"{plan.at.isoformat()} has already passed (it is now "
+                                            f"{_utc(now)}); {send_now}")
+        if plan.mode != "local" or plan.date is None or plan.time is None:
+            return []
+        wall = f"{plan.time.isoformat('minutes')} on {plan.date.isoformat()}"
+        if local_instant(plan.date, plan.time, LATEST_ZONE) < now:
+            raise FieldError("schedule.date", f"{wall} has passed in every time zone (it is now {_utc(now)}); "
+                                              f"{send_now}")
+        if local_instant(plan.date, plan.time, EARLIEST_ZONE) >= now:
+            return []
+        if row.segment_id is None:
+            return [f"{wall} has already passed in some time zones (it is now {_utc(now)}): "
+                    "messages to contacts there go at once"]
+        passed, total = passed_locally(conn, row, self.segments, self.settings.default_timezone, plan, now)
+        if not passed:
+            return []
+        return [f"{wall} has already passed in some time zones (it is now {_utc(now)}): {passed:,} of the "
+                f"{total:,} contacts now in the audience get it at once, not at their local "
+                f"{plan.time.isoformat('minutes')}"]
 
     def send(self, conn: Connection, name: str) -> dict[str, Any]:
         """Starts now: a broadcast's audience goes into the ledger (a local-time schedule keeps each due time)."""
         row = self.row(conn, name, lock=True)
         _require(row, ("draft", "scheduled"), "send")
+        self._require_channel(row, "send")
         return self._start(conn, row)
+
+    def missing_channel(self, channel: str) -> str | None:
+        """None when a worker can send on ``channel``; else what to set so one can."""
+        return None if channel in self.channels else unavailable(channel)
+
+    def _require_channel(self, row, action: str) -> None:
+        """A campaign on a channel no worker can send on would fail every delivery: refused before it starts."""
+        missing = self.missing_channel(row.channel)
+        if missing:
+            raise Conflict(f"cannot {action} campaign {row.name!r}: {missing}")
 
     def start_due(self, conn: Connection) -> list[str]:
         """Starts the scheduled campaigns whose time came (the worker calls this on every cycle)."""
@@ -226,6 +278,10 @@ def _require(row, states: tuple[str, ...], action: str) -> None:
         raise Conflict(f"cannot {action} campaign {row.name!r}: it is {row.status}")
 
 
+def _utc(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
 def _text(value: Any, field: str, limit: int) -> str:
     text = str(value or "").strip()
     if not text or len(text) > limit:
@@ -233,6 +289,3 @@ def _text(value: Any, field: str, limit: int) -> str:
     return text
 
 
-def _is_id(text: str) -> bool:
-    """ASCII digits only: "¹" and "٣" are digits to ``str.isdigit`` but never a campaign id."""
-    return text.isascii() and text.isdecimal()
