@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import typer
 
-from ..services import aggregates
-from ..services import stats as stats_service
-from ..services.keys import ApiKey
 from .output import JSON_OPTION, app_of, console, emit, key_values, table
+from .params import ID_RANGE, PORT_RANGE
+
+if TYPE_CHECKING:
+    from ..services.keys import ApiKey
 
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
@@ -18,16 +20,19 @@ aggregates_app = typer.Typer(no_args_is_help=True, help="Per-contact aggregates.
 
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
-    """Create or migrate the tables to the latest schema (Alembic)."""
-    app_of(ctx).migrate()
-    emit({"status": "ok", "revision": "head"}, as_json,
-         lambda: console.print("The database is at the latest schema."))
+    """Create or migrate the tables to the latest schema (Alembic), and say which it did."""
+    done = app_of(ctx).migrate()
+    said = {"created": f"Created the schema at revision {done.revision}.",
+            "migrated": f"Migrated the schema from revision {done.previous_revision} to {done.revision}.",
+            "current": f"The schema is already at the latest revision, {done.revision}."}[done.status]
+    emit(done.as_dict(), as_json, lambda: console.print(said, markup=False, highlight=False))
 
 
 def serve(
     ctx: typer.Context,
     host: str | None = typer.Option(None, "--host", help="Default: settings.api_host."),
-    port: int | None = typer.Option(None, "--port", help="Default: settings.api_port."),
+    port: int | None = typer.Option(None, "--port", **PORT_RANGE, help="Default: settings.api_port."),
+    upgrade: bool = typer.Option(False, "--upgrade", help="Migrate the database to the latest schema first."),
 ) -> None:
     """Run the HTTP API (uvicorn), refresh scheduled segments, and send (an embedded delivery worker)."""
     clarion = app_of(ctx)
@@ -40,19 +45,51 @@ def serve(
     from ..runners.segment_scheduler import SegmentScheduler
     from ..runners.worker import run_in_thread
 
+    _ready_schema(clarion, upgrade)
+    host, port = host or clarion.settings.api_host, port or clarion.settings.api_port
+    _warn_public_url(clarion.settings, host, port)
     interval = clarion.settings.segment_scheduler_seconds
     scheduler = SegmentScheduler(clarion, interval).start() if interval > 0 else None
     stop_worker = threading.Event()
     worker = run_in_thread(clarion, stop_worker) if clarion.settings.serve_worker else None
     try:
-        uvicorn.run(create_app(clarion), host=host or clarion.settings.api_host,
-                    port=port or clarion.settings.api_port)
+        uvicorn.run(create_app(clarion), host=host, port=port)
     finally:
         if scheduler:
             scheduler.stop()
         stop_worker.set()
         if worker:
             worker.join(timeout=30)
+
+
+def _ready_schema(clarion, upgrade: bool) -> None:
+    """The schema at the latest revision before anything starts: a server on a database without it would
+    answer 500 and its worker would log a traceback every second. Migrated when asked, else refused."""
+    from ..domain.errors import ClarionError
+    from ..store.migrate import schema_status
+
+    status, current, head = schema_status(clarion.store.engine)
+    if status == "current":
+        return
+    if status == "unknown":
+        raise ClarionError(f"the database schema is at revision {current}, which this Clarion does not know "
+                           f"(its latest is {head}); was it migrated by a newer version?")
+    if upgrade:
+        clarion.migrate()
+        console.print(f"Migrated the database to the latest schema ({head}).")
+        return
+    what = ("the database has no Clarion tables" if status == "missing" else
+            f"the database schema is at revision {current}, behind the latest ({head})")
+    raise ClarionError(f"{what}; run `clarion db upgrade` first, or start with `clarion serve --upgrade`")
+
+
+def _warn_public_url(settings, host: str, port: int) -> None:
+    from ..tracking.public_url import public_url_warning
+    from .output import err_console
+
+    warning = public_url_warning(settings, (host, port))
+    if warning:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _key_dict(key: ApiKey) -> dict:
@@ -93,7 +130,7 @@ def keys_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(ctx: typer.Context, key_id: int = typer.Argument(...), as_json: bool = JSON_OPTION) -> None:
+def keys_revoke(ctx: typer.Context, key_id: int = typer.Argument(..., **ID_RANGE), as_json: bool = JSON_OPTION) -> None:
     """Revoke an API key; requests with it are refused from now on."""
     clarion = app_of(ctx)
     with clarion.store.write() as conn:
@@ -104,6 +141,9 @@ def keys_revoke(ctx: typer.Context, key_id: int = typer.Argument(...), as_json: 
 @aggregates_app.command("rebuild")
 def aggregates_rebuild(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Recompute every contact's aggregates from the stored events."""
+    from ..services import aggregates
+    from ..services import stats as stats_service
+
     clarion = app_of(ctx)
     with clarion.store.write() as conn:
         aggregates.rebuild(conn)
@@ -114,6 +154,8 @@ def aggregates_rebuild(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
 def stats(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Counts of contacts, events and orders, and the revenue."""
+    from ..services import stats as stats_service
+
     clarion = app_of(ctx)
     with clarion.store.read() as conn:
         figures = stats_service.totals(conn)

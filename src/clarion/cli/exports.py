@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..services.export import ExportResult, export_csv
 from .output import JSON_OPTION, app_of, console, emit, err_console, key_values, table
+
+if TYPE_CHECKING:
+    from ..services.export import ExportResult
 
 ERRORS_SHOWN = 20  # render errors printed; --json lists up to services.export.MAX_ERRORS_LISTED
 
@@ -26,6 +28,14 @@ def export(ctx: typer.Context,
                                                              "accents and non-Latin names right."),
            as_json: bool = JSON_OPTION) -> None:
     """Write a segment's contacts and the template's columns to a CSV file (formula-safe cells)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..services.export import export_csv
+
+    if not out.name or out.is_dir():
+        from ..domain.errors import FieldError
+
+        raise FieldError("--out", f"{str(out)!r} is a directory; name the CSV file to write, e.g. letters.csv")
     clarion = app_of(ctx)
     partial = out.with_name(out.name + ".partial")  # a failed export never leaves a half file under the name
     try:

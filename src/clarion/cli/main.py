@@ -2,17 +2,41 @@
 
 Every command takes ``--json``. Expected errors (bad input, unknown ids, a database without the
 Clarion tables) print one line to stderr and exit with status 1, without a traceback.
+
+Importing this module imports no service, store or channel: each command imports what it uses when it
+runs, so ``clarion --help`` and the small commands start in a fraction of a second
+(tests/unit/test_cli_imports.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import gc
+
 import typer
 
-from . import admin, campaigns, contacts, exports, imports, scores, segments, webpush
+from . import admin, campaigns, consent, contacts, exports, imports, scores, segments, startup, webpush
 from .output import ClarionGroup, State
 
 app = typer.Typer(cls=ClarionGroup, no_args_is_help=True, add_completion=False,
                   help="Clarion: self-hosted push-marketing engine.")
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"clarion {installed_version()}")
+        raise typer.Exit()
+
+
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml), else the package's own."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("clarion")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from .. import __version__
+
+        return __version__
 
 
 @app.callback()
@@ -21,6 +45,8 @@ def main(
     database_url: str | None = typer.Option(
         None, "--database-url", envvar="CLARION_DATABASE_URL",
         help="SQLAlchemy URL (sqlite:///file.db or postgresql+psycopg://...); default from the settings."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print Clarion's version and exit."),
 ) -> None:
     """Clarion: profiles, consent, events -> segments -> messages."""
     cli_state = State(database_url)
@@ -32,6 +58,9 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(imports.import_app, name="import")
 app.add_typer(contacts.contacts_app, name="contacts")
 app.add_typer(contacts.events_app, name="events")
+app.add_typer(consent.consent_app, name="consent")
+app.add_typer(consent.topics_app, name="topics")
+app.add_typer(consent.suppressions_app, name="suppressions")
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.aggregates_app, name="aggregates")
 app.add_typer(segments.segments_app, name="segments")
@@ -50,7 +79,15 @@ app.command("export")(exports.export)
 
 
 def run() -> None:
-    app(prog_name="clarion")
+    """The ``clarion`` console script: the command, with the garbage collector paused while it starts."""
+    startup.pause_collector()
+    try:
+        app(prog_name="clarion")
+    finally:
+        startup.resume_collector()
+        # The command is done: the collections of interpreter shutdown would walk every object of
+        # SQLAlchemy, pydantic and Rich once more (docs/benchmarks.md).
+        gc.freeze()
 
 
 if __name__ == "__main__":

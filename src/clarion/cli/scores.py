@@ -9,11 +9,8 @@ from pathlib import Path
 import typer
 
 from ..domain.errors import FieldError
-from ..services import rfm as rfm_service
-from ..services.clock import end_of_day
-from ..services.lead_scores import LeadScoreService
-from ..services.segments import SegmentService
 from .output import JSON_OPTION, app_of, console, emit, key_values, table
+from .params import DAYS_RANGE
 
 rfm_app = typer.Typer(no_args_is_help=True, help="RFM scores and named segments.")
 predictions_app = typer.Typer(no_args_is_help=True, help="BG/NBD + Gamma-Gamma: churn and lifetime value.")
@@ -24,6 +21,8 @@ AS_OF = typer.Option(None, "--as-of", help="Reference date (YYYY-MM-DD, end of t
 
 
 def _end_of_day(text: str | None) -> datetime | None:
+    from ..services.clock import end_of_day
+
     if text is None:
         return None
     try:
@@ -34,10 +33,12 @@ def _end_of_day(text: str | None) -> datetime | None:
 
 @rfm_app.command("compute")
 def rfm_compute(ctx: typer.Context,
-                window_days: int | None = typer.Option(None, "--window-days", min=1,
+                window_days: int | None = typer.Option(None, "--window-days", **DAYS_RANGE,
                                                        help="Orders in the last N days only (default: all)."),
                 as_of: str | None = AS_OF, as_json: bool = JSON_OPTION) -> None:
     """Score every customer 1..5 on recency, frequency and monetary value, and name their segment."""
+    from ..services import rfm as rfm_service
+
     clarion = app_of(ctx)
     with clarion.store.write() as conn:
         result = rfm_service.compute(conn, window_days=window_days, as_of=_end_of_day(as_of))
@@ -47,6 +48,8 @@ def rfm_compute(ctx: typer.Context,
 @rfm_app.command("summary")
 def rfm_summary(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Contacts per named RFM segment, with their average orders and revenue."""
+    from ..services import rfm as rfm_service
+
     clarion = app_of(ctx)
     with clarion.store.read() as conn:
         rows = rfm_service.summary(conn)
@@ -59,6 +62,8 @@ def rfm_summary(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 def rfm_transitions(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, max=10_000),
                     as_json: bool = JSON_OPTION) -> None:
     """The latest moves between RFM segments ("from loyal to at_risk")."""
+    from ..services import rfm as rfm_service
+
     clarion = app_of(ctx)
     with clarion.store.read() as conn:
         rows = rfm_service.transitions(conn, limit=limit)
@@ -76,8 +81,10 @@ def _predictions():
 
 @predictions_app.command("fit")
 def predictions_fit(ctx: typer.Context, as_of: str | None = AS_OF,
-                    horizon_days: int = typer.Option(90, "--horizon-days", min=1, help="Expected purchases in N days."),
-                    clv_days: int = typer.Option(365, "--clv-days", min=1, help="Lifetime value horizon in days."),
+                    horizon_days: int = typer.Option(90, "--horizon-days", **DAYS_RANGE,
+                                                     help="Expected purchases in N days."),
+                    clv_days: int = typer.Option(365, "--clv-days", **DAYS_RANGE,
+                                                 help="Lifetime value horizon in days."),
                     as_json: bool = JSON_OPTION) -> None:
     """Fit BG/NBD and Gamma-Gamma on every customer's orders and store each customer's predictions."""
     prediction_service = _predictions()
@@ -124,6 +131,9 @@ def _money(value: float | None) -> str:
 @leads_app.command("config")
 def leads_config(ctx: typer.Context, file: Path = LEADS_FILE, as_json: bool = JSON_OPTION) -> None:
     """Replace the lead scoring rules with those of a JSON file (checked before anything is stored)."""
+    from ..services.lead_scores import LeadScoreService
+    from ..services.segments import SegmentService
+
     try:
         document = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -138,6 +148,8 @@ def leads_config(ctx: typer.Context, file: Path = LEADS_FILE, as_json: bool = JS
 @leads_app.command("show")
 def leads_show(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """The lead scoring rules."""
+    from ..services.lead_scores import LeadScoreService
+
     with app_of(ctx).store.read() as conn:
         config = LeadScoreService.config(conn)
     data = config.model_dump(mode="json", exclude_none=True)
@@ -149,6 +161,9 @@ def leads_show(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 @leads_app.command("score")
 def leads_score(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Compute every contact's lead score from the rules."""
+    from ..services.lead_scores import LeadScoreService
+    from ..services.segments import SegmentService
+
     clarion = app_of(ctx)
     with clarion.store.write() as conn:
         result = LeadScoreService().compute(conn, SegmentService(clarion.settings).context(conn))
@@ -159,6 +174,8 @@ def leads_score(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 def leads_top(ctx: typer.Context, limit: int = typer.Option(10, "--limit", min=1, max=10_000),
               as_json: bool = JSON_OPTION) -> None:
     """The contacts with the highest lead scores."""
+    from ..services.lead_scores import LeadScoreService
+
     with app_of(ctx).store.read() as conn:
         rows = LeadScoreService.top(conn, limit=limit)
     emit(rows, as_json, lambda: console.print(table(

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
 from ..domain.errors import FieldError
-from ..services.segments import SegmentService
 from .output import JSON_OPTION, app_of, console, emit, key_values, table
+from .params import ID_RANGE, MINUTES_RANGE, OFFSET_RANGE
+
+if TYPE_CHECKING:
+    from ..services.segments import SegmentService
 
 segments_app = typer.Typer(no_args_is_help=True, help="Segments: rules over contacts, materialised and explained.")
 
@@ -20,6 +24,8 @@ RULE_FILE = typer.Option(None, "--rule-file", help="A file holding the rule: tex
 
 
 def _service(ctx: typer.Context) -> SegmentService:
+    from ..services.segments import SegmentService
+
     return SegmentService(app_of(ctx).settings)
 
 
@@ -37,6 +43,15 @@ def _rule_input(rule: str | None, rule_file: Path | None) -> str | dict | None:
     return text
 
 
+def _warn(data: dict) -> None:
+    """The rule's warnings (events never seen, topics that do not exist) as ``warning: ...`` lines on stderr,
+    seen even when stdout is --json for a script (which finds them under "warnings")."""
+    from .output import err_console
+
+    for warning in data.get("warnings", ()):
+        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+
+
 def _show(data: dict) -> None:
     console.print(key_values(f"Segment {data['name']}", {
         "rule": data["text"], "members": f"{data['member_count']:,}", "refreshed": data["refreshed_at"] or "never",
@@ -47,7 +62,7 @@ def _show(data: dict) -> None:
 @segments_app.command("create")
 def create(ctx: typer.Context, name: str = NAME, rule: str | None = RULE, rule_file: Path | None = RULE_FILE,
            description: str | None = typer.Option(None, "--description"),
-           refresh_minutes: int | None = typer.Option(None, "--refresh-minutes", min=1,
+           refresh_minutes: int | None = typer.Option(None, "--refresh-minutes", min=1, **MINUTES_RANGE,
                                                       help="Refresh fully on this schedule (segments refresh --due)."),
            as_json: bool = JSON_OPTION) -> None:
     """Create a segment (the rule is checked: fields, operators, referenced segments, cycles)."""
@@ -56,18 +71,21 @@ def create(ctx: typer.Context, name: str = NAME, rule: str | None = RULE, rule_f
         raise FieldError("--rule", "a rule is required (--rule or --rule-file)")
     with app_of(ctx).store.write() as conn:
         data = _service(ctx).create(conn, name, given, description=description, refresh_minutes=refresh_minutes)
+    _warn(data)
     emit(data, as_json, lambda: _show(data))
 
 
 @segments_app.command("update")
 def update(ctx: typer.Context, name: str = NAME, rule: str | None = RULE, rule_file: Path | None = RULE_FILE,
            description: str | None = typer.Option(None, "--description"),
-           refresh_minutes: int | None = typer.Option(None, "--refresh-minutes", min=0, help="0: on demand only."),
+           refresh_minutes: int | None = typer.Option(None, "--refresh-minutes", min=0, **MINUTES_RANGE,
+                                                      help="0: on demand only."),
            as_json: bool = JSON_OPTION) -> None:
     """Change a segment's rule, description or schedule."""
     with app_of(ctx).store.write() as conn:
         data = _service(ctx).update(conn, name, rule=_rule_input(rule, rule_file), description=description,
                                     refresh_minutes=refresh_minutes)
+    _warn(data)
     emit(data, as_json, lambda: _show(data))
 
 
@@ -101,8 +119,9 @@ def show(ctx: typer.Context, name: str = NAME, as_json: bool = JSON_OPTION) -> N
 def count(ctx: typer.Context, name: str = NAME, as_json: bool = JSON_OPTION) -> None:
     """How many contacts match the rule now (live, not the materialised membership)."""
     with app_of(ctx).store.read() as conn:
-        total = _service(ctx).count(conn, name)
-    emit({"segment": name, "count": total}, as_json, lambda: console.print(f"{total:,}"))
+        data = _service(ctx).count(conn, name)
+    _warn(data)
+    emit(data, as_json, lambda: console.print(f"{data['count']:,}"))
 
 
 @segments_app.command("preview")
@@ -114,6 +133,7 @@ def preview(ctx: typer.Context, rule: str | None = RULE, rule_file: Path | None 
         raise FieldError("--rule", "a rule is required (--rule or --rule-file)")
     with app_of(ctx).store.read() as conn:
         data = _service(ctx).preview(conn, given, sample=sample)
+    _warn(data)
     emit(data, as_json, lambda: (console.print(f"{data['count']:,} contacts match"), console.print(table(
         "Sample", ("id", "external id", "email", "name", "country"),
         ([c["id"], c["external_id"], c["email"], " ".join(filter(None, (c["first_name"], c["last_name"]))),
@@ -121,7 +141,8 @@ def preview(ctx: typer.Context, rule: str | None = RULE, rule_file: Path | None 
 
 
 @segments_app.command("explain")
-def explain(ctx: typer.Context, name: str = NAME, contact_id: int = typer.Argument(..., help="A contact id."),
+def explain(ctx: typer.Context, name: str = NAME,
+            contact_id: int = typer.Argument(..., **ID_RANGE, help="A contact id."),
             as_json: bool = JSON_OPTION) -> None:
     """For one contact: which conditions hold, which do not, and the values that decided."""
     with app_of(ctx).store.read() as conn:
@@ -172,7 +193,7 @@ def refresh(ctx: typer.Context, name: str | None = typer.Argument(None, help="Th
 
 @segments_app.command("members")
 def members(ctx: typer.Context, name: str = NAME, limit: int = typer.Option(100, "--limit", min=1, max=100_000),
-            offset: int = typer.Option(0, "--offset", min=0), as_json: bool = JSON_OPTION) -> None:
+            offset: int = typer.Option(0, "--offset", **OFFSET_RANGE), as_json: bool = JSON_OPTION) -> None:
     """The materialised members' contact ids."""
     with app_of(ctx).store.read() as conn:
         ids = _service(ctx).members(conn, name, limit=limit, offset=offset)
@@ -180,7 +201,7 @@ def members(ctx: typer.Context, name: str = NAME, limit: int = typer.Option(100,
 
 
 @segments_app.command("changes")
-def changes(ctx: typer.Context, name: str = NAME, after: int = typer.Option(0, "--after", min=0,
+def changes(ctx: typer.Context, name: str = NAME, after: int = typer.Option(0, "--after", **OFFSET_RANGE,
                                                                              help="Only changes past this id."),
             limit: int = typer.Option(100, "--limit", min=1, max=100_000), as_json: bool = JSON_OPTION) -> None:
     """Who entered and who left, oldest first."""

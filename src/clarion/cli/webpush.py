@@ -11,9 +11,7 @@ import os
 from pathlib import Path
 
 import typer
-from py_vapid import Vapid02
 
-from ..channels.webpush import application_server_key
 from ..domain.errors import FieldError
 from .output import JSON_OPTION, console, emit
 
@@ -24,6 +22,10 @@ webpush_app = typer.Typer(no_args_is_help=True, help="Web push: the VAPID key pa
 def keys(out: Path = typer.Option(..., "--out", help="Where to write the private key (PEM); must not exist."),
          as_json: bool = JSON_OPTION) -> None:
     """Generate a VAPID key pair: writes the private key, prints the public applicationServerKey."""
+    from py_vapid import Vapid02
+
+    from ..channels.webpush import application_server_key
+
     if out.exists():
         raise FieldError("--out", f"{out} exists; a new key would orphan the subscriptions made with the old one")
     if not out.parent.is_dir():

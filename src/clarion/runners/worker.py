@@ -26,7 +26,9 @@ from ..services.campaigns import CampaignService
 from ..services.clock import utcnow
 from ..store.schema_delivery import campaigns
 from .channels import build_channels, close_channels
-from .dispatch import ChannelBinding, Dispatcher
+from .dispatch import Batch, ChannelBinding, Dispatcher
+from .outcomes import SendOutcome
+from .progress import CampaignProgress, ProgressTracker
 
 log = logging.getLogger(__name__)
 SLOT_HOLD = timedelta(seconds=60)  # a dead worker's connection slots free up after this long
@@ -39,7 +41,8 @@ def default_worker_id() -> str:
 
 class Worker:
     def __init__(self, app: Clarion, *, channels: Mapping[str, ChannelBinding] | None = None,
-                 worker_id: str | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+                 worker_id: str | None = None, clock: Callable[[], datetime] = utcnow,
+                 on_progress: Callable[[CampaignProgress], None] | None = None) -> None:
         self.app = app
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
@@ -48,6 +51,7 @@ class Worker:
         self.dispatcher = Dispatcher(app.store, app.settings, self.channels, self.worker_id, clock=clock)
         self.campaigns = CampaignService(app.settings, clock=clock)
         self.sent = 0
+        self.progress = ProgressTracker(on_progress)
 
     async def run_once(self) -> int:
         """One cycle; returns how many deliveries it decided (sent, skipped, deferred or failed)."""
@@ -60,6 +64,7 @@ class Worker:
         handled = 0
         for campaign_id in running:
             handled += await self._work_on(campaign_id)
+            self.progress.report()
         if handled == 0:
             with self.app.store.write() as conn:
                 self.campaigns.complete_finished(conn)
@@ -70,12 +75,14 @@ class Worker:
         previous one checkpointed (in threads, where the database drivers release the GIL) while this
         one is being sent. Every batch leased here is sent here, so a turn never leaves leases behind."""
         handled, checkpoint = 0, None
+        self.progress.begin(campaign_id)
         leasing = asyncio.create_task(asyncio.to_thread(self.dispatcher.lease, campaign_id))
         for turn in range(BATCHES_PER_TURN):
             batch = await leasing
             if batch is None:
                 break
             handled += len(batch.items) + sum(batch.decided.values())
+            self.progress.count(batch.campaign, batch.decided)
             more = turn + 1 < BATCHES_PER_TURN and len(batch.items) > 0
             if more:
                 leasing = asyncio.create_task(asyncio.to_thread(self.dispatcher.lease, campaign_id))
@@ -83,16 +90,17 @@ class Worker:
                 outcomes = await self.dispatcher.send(batch)
                 if checkpoint is not None:
                     await checkpoint
-                checkpoint = asyncio.create_task(asyncio.to_thread(self._checkpoint, batch, outcomes))
+                checkpoint = asyncio.create_task(self._checkpoint(batch, outcomes))
             if not more:
                 break
         if checkpoint is not None:
             await checkpoint
         return handled
 
-    def _checkpoint(self, batch, outcomes) -> None:
-        summary = self.dispatcher.checkpoint(batch, outcomes)
+    async def _checkpoint(self, batch: Batch, outcomes: list[SendOutcome]) -> None:
+        summary = await asyncio.to_thread(self.dispatcher.checkpoint, batch, outcomes)
         self.sent += summary.get("sent", 0)
+        self.progress.count(batch.campaign, summary)
 
     async def run(self, stop: threading.Event | None = None, *, until_idle: bool = False) -> None:
         stop = stop or threading.Event()
@@ -108,10 +116,12 @@ class Worker:
                     log.exception("delivery cycle failed")
                     handled = 0
                 if handled == 0:
+                    self.progress.report(final=True)  # idle: whatever changed since the last lines
                     if until_idle:
                         return
                     await asyncio.sleep(self.app.settings.worker_poll_seconds)
         finally:
+            self.progress.report(final=True)
             await self.aclose()
 
     def _claim_connections(self, conn) -> None:
