@@ -55,7 +55,7 @@ _NUMERIC_PROPERTIES = frozenset({"revenue", "total", "quantity", "price", "value
                                  "shipping", "subtotal"})
 
 
-def parse_map_options(items: Iterable[str], option: str = "map") -> dict[str, str]:
+def parse_map_options(items: Iterable[str], option: str = "--map") -> dict[str, str]:
     """``["email=E-mail", ...]`` -> ``{"E-mail": "email"}`` (source column -> target)."""
     mapping: dict[str, str] = {}
     for item in items:
@@ -72,12 +72,12 @@ def parse_set_options(items: Iterable[str]) -> dict[str, str]:
     for item in items:
         target, sep, value = item.partition("=")
         if not sep or not target.strip():
-            raise FieldError("set", f"{item!r} is not target=value (for example consent.email=opted_in)")
+            raise FieldError("--set", f"{item!r} is not target=value (for example consent.email=opted_in)")
         values[target.strip()] = value.strip()
     return values
 
 
-def check_target(kind: str, target: str, option: str = "map") -> None:
+def check_target(kind: str, target: str, option: str = "--map") -> None:
     """FieldError, with the nearest names, unless ``target`` is a field an import of ``kind`` can fill."""
     if kind == "contacts":
         if target in _CONTACT_KNOWN or _named_custom(target, _CONTACT_PREFIXES):

@@ -174,9 +174,9 @@ class Importer:
         """Read and ``prepare`` batches in a background thread, ``handle`` each in one write transaction."""
         plan = ColumnPlan(kind, dict(options.columns), options.keep_unknown)  # a bad --map fails before any work
         if options.constants and kind != "contacts":
-            raise FieldError("set", "constant values (--set) apply to contact imports only")
+            raise FieldError("--set", "constant values apply to contact imports only")
         for target in options.constants:
-            check_target(kind, target, "set")
+            check_target(kind, target, "--set")
         reader, mapping = self._reader(path, options)
         writer = RejectWriter(options.reject_file or Path.cwd() / f"{path.stem}.{kind}.rejects.csv")
         consent = ConsentImport(self.contacts_consent, self.settings.hash_salt) if kind == "contacts" else None
