@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select
 
 from ..channels.base import PushTarget
-from ..domain.consent import ALL_TOPICS
+from ..domain.consent import ADDRESS_OF_CHANNEL, ALL_TOPICS
 from ..domain.events import WHATSAPP_MESSAGE_RECEIVED
 from ..domain.profiles import zoneinfo
 from ..domain.rules import Rule
@@ -125,7 +125,7 @@ def _last_inbound(conn: Connection, ids: Sequence[int]) -> dict[int, datetime]:
 
 def suppressions_of(conn: Connection, channel: str, addresses: Mapping[int, str | None]) -> dict[str, str]:
     """The suppression reason of each suppressed address among ``addresses`` (email, or phone channels)."""
-    kind = "email" if channel == "email" else "phone" if channel in PHONE_CHANNELS else None
+    kind = ADDRESS_OF_CHANNEL.get(channel)
     wanted = sorted({a for a in addresses.values() if a})
     if kind is None or not wanted:
         return {}

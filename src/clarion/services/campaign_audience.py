@@ -45,6 +45,11 @@ def start_time(plan: Schedule, now: datetime) -> datetime:
     return now
 
 
+def local_send_time(plan: Schedule, zone: str | None, default_timezone: str) -> datetime:
+    """The instant of a local-time plan in one zone (a contact without a valid zone: the workspace's)."""
+    return local_instant(plan.date, plan.time, zoneinfo(zone, default_timezone))
+
+
 def enqueue_audience(conn: Connection, campaign: Any, segment_service: Any, default_timezone: str,
                      now: datetime) -> int:
     """Inserts one queued delivery per member of the campaign's segment; returns how many."""
@@ -58,7 +63,7 @@ def enqueue_audience(conn: Connection, campaign: Any, segment_service: Any, defa
     zones = conn.execute(select(contacts.c.timezone).where(members).group_by(contacts.c.timezone)).scalars().all()
 
     def due_in(name: str | None) -> datetime:
-        return max(local_instant(plan.date, plan.time, zoneinfo(name, default_timezone)), now)
+        return max(local_send_time(plan, name, default_timezone), now)
 
     per_zone = {name: literal(due_in(name), UtcDateTime()) for name in zones if name is not None}
     otherwise = literal(due_in(None), UtcDateTime())  # no zone: the workspace default
@@ -73,7 +78,7 @@ def passed_locally(conn: Connection, campaign: Any, segment_service: Any, defaul
     per_zone = conn.execute(select(contacts.c.timezone, func.count()).where(members)
                             .group_by(contacts.c.timezone)).all()
     passed = sum(count for zone, count in per_zone
-                 if local_instant(plan.date, plan.time, zoneinfo(zone, default_timezone)) < now)
+                 if local_send_time(plan, zone, default_timezone) < now)
     return passed, sum(count for _zone, count in per_zone)
 
 

@@ -23,8 +23,6 @@ from ..delivery.reasons import describe
 from ..delivery.templates import RenderSettings, render
 from ..domain.campaigns import Schedule
 from ..domain.errors import NotFound
-from ..domain.profiles import zoneinfo
-from ..domain.sending_time import local_instant
 from ..runners.loaded_campaign import LoadedCampaign, eligibility_context, load_campaign
 from ..segments.compiler import compile_rule
 from ..segments.rule_json import rule_from_json
@@ -32,7 +30,7 @@ from ..store.schema import contacts
 from ..store.schema_delivery import deliveries, delivery_log
 from ..store.schema_scores import segments
 from ..tracking.public_url import public_url_warning
-from .campaign_audience import MAIN_STEP
+from .campaign_audience import MAIN_STEP, local_send_time
 from .campaigns import CampaignService
 from .clock import utcnow
 from .delivery_defaults import get_defaults
@@ -83,8 +81,7 @@ class CampaignInsight:
                  now: datetime, missing_channel: str | None) -> dict[str, Any]:
         due = now
         if plan.mode == "local" and profile is not None:
-            due = max(local_instant(plan.date, plan.time, zoneinfo(profile.get("timezone"),
-                                                                   self.settings.default_timezone)), now)
+            due = max(local_send_time(plan, profile.get("timezone"), self.settings.default_timezone), now)
         elif plan.mode == "at" and plan.at:
             due = max(plan.at, now)
         decision = (Decision("fail", "channel_unavailable", missing_channel) if missing_channel else
