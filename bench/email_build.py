@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from render import MJML, contacts
 
-from clarion.delivery.dkim_signing import DkimSigner
-from clarion.delivery.email_message import EmailSpec, build_email
-from clarion.delivery.templates import Content, EmailContent, Template, render
+from clarion.content.render import Content, EmailContent, Template, render
+from clarion.messages.dkim_signing import DkimSigner
+from clarion.messages.email_message import EmailSpec, build_email
 
 SAMPLES = 5  # distinct rendered bodies, cycled through the specs
 

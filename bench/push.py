@@ -106,7 +106,7 @@ def sample_messages(app: Clarion, settings: Settings, campaign_id: int, count: i
     """Clarion's own OutboundPush for the first ``count`` deliveries (the raw blast's bodies are built from them)."""
     from clarion.channels.base import PushTarget
     from clarion.delivery.facts import load_contacts
-    from clarion.delivery.push_compose import PushComposer
+    from clarion.messages.push_compose import PushComposer
     from clarion.runners.dispatch import Leased
     from clarion.runners.loaded_campaign import load_campaign
     from clarion.services.delivery_defaults import get_defaults

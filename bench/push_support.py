@@ -157,7 +157,7 @@ def push_bindings(settings, client: str = "auto"):
     """The push channel as the worker binds it: PushComposer -> PushFanout -> FcmProvider."""
     from clarion.channels.fcm import FcmProvider
     from clarion.channels.push_fanout import PushFanout
-    from clarion.delivery.push_compose import PushComposer
+    from clarion.messages.push_compose import PushComposer
     from clarion.runners.dispatch import ChannelBinding
 
     provider = FcmProvider.from_settings(settings, client=client)

@@ -16,7 +16,7 @@ import random
 import time
 from datetime import UTC, datetime
 
-from clarion.delivery.templates import Content, EmailContent, RenderContext, Template, render
+from clarion.content.render import Content, EmailContent, RenderContext, Template, render
 
 LOCALES = [("en-US", "America/New_York"), ("pt-BR", "America/Sao_Paulo"), ("fr", "Europe/Paris"),
            ("de", "Europe/Berlin"), ("es", "Europe/Madrid")]

@@ -135,8 +135,8 @@ def sample_messages(app: Clarion, settings: Settings, campaign_id: int, count: i
     """(sender, [message bytes], [recipients]): clarion's own messages for the first ``count`` deliveries."""
     from sqlalchemy import select
 
-    from clarion.delivery.email_compose import EmailComposer
     from clarion.delivery.facts import load_contacts
+    from clarion.messages.email_compose import EmailComposer
     from clarion.runners.channels import email_signer
     from clarion.runners.dispatch import Leased
     from clarion.runners.loaded_campaign import load_campaign
@@ -353,7 +353,7 @@ def profile(app: Clarion, base: dict[str, str], pool: int, recipients: int, sink
     (2) cProfile (CPU time) on another campaign to about 5,000 of them."""
     import gc
 
-    from clarion.delivery import email_compose
+    from clarion.messages import email_compose
     from clarion.runners.worker import Worker
 
     port = free_port()

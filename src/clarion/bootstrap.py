@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from .services.contacts import ContactService
     from .services.events import EventService
     from .services.gdpr import GdprService
+    from .services.ingestion import IngestionService
     from .services.keys import KeyService
-    from .services.tracking import TrackingService
     from .store.migrate import Migration
 
 
@@ -37,7 +37,7 @@ class Clarion:
 
     def migrate(self) -> Migration:
         """The schema at the latest revision, and the end of any bulk load that died unfinished."""
-        from .services import bulk_load
+        from .services.imports import bulk_load
         from .store.migrate import upgrade
 
         migration = upgrade(self.store.engine)
@@ -70,10 +70,10 @@ class Clarion:
         return GdprService(self.contacts, self.consent, self.settings.hash_salt)
 
     @cached_property
-    def tracking(self) -> TrackingService:
-        from .services.tracking import TrackingService
+    def ingestion(self) -> IngestionService:
+        from .services.ingestion import IngestionService
 
-        return TrackingService(self.settings, self.contacts, self.events)
+        return IngestionService(self.settings, self.contacts, self.events)
 
     @cached_property
     def keys(self) -> KeyService:

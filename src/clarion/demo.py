@@ -27,8 +27,8 @@ from .config import Settings
 from .demo_campaign import run_campaign, show_campaign
 from .domain.errors import ClarionError
 from .services import predictions, rfm, stats
-from .services.import_mappings import cdnow_external_id
-from .services.importer import Importer, ImportOptions, ImportResult
+from .services.imports.importer import Importer, ImportOptions, ImportResult
+from .services.imports.mappings import cdnow_external_id
 from .services.segments import SegmentService
 
 REPO = Path(__file__).resolve().parents[2]

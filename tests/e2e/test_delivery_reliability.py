@@ -42,7 +42,7 @@ from sqlalchemy import func, insert, select, text
 
 from clarion.bootstrap import Clarion
 from clarion.config import Settings
-from clarion.delivery.errors import InvalidTemplate
+from clarion.content.errors import InvalidTemplate
 from clarion.domain.sending_time import QuietHours
 from clarion.runners.worker import Worker
 from clarion.services.campaigns import CampaignService

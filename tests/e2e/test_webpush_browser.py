@@ -41,9 +41,9 @@ from clarion.channels.base import DeliveryResult, OutboundPush, PushTarget
 from clarion.channels.push_fanout import PushFanout
 from clarion.channels.webpush import WebPushProvider, payload
 from clarion.config import Settings
-from clarion.delivery.push_compose import PushComposer
 from clarion.domain.consent import Channel, ConsentStatus
 from clarion.domain.profiles import ProfilePatch
+from clarion.messages.push_compose import PushComposer
 from clarion.runners.dispatch import ChannelBinding
 from clarion.runners.worker import Worker
 from clarion.services import devices as device_service

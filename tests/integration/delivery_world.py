@@ -13,10 +13,10 @@ from typing import Any
 
 from clarion.bootstrap import Clarion
 from clarion.channels.base import DeliveryResult, OutboundEmail, Outcome
-from clarion.delivery.email_compose import EmailComposer
 from clarion.domain.campaigns import CHANNELS
 from clarion.domain.consent import Channel, ConsentStatus
 from clarion.domain.profiles import ProfilePatch
+from clarion.messages.email_compose import EmailComposer
 from clarion.runners.dispatch import ChannelBinding
 from clarion.runners.worker import Worker
 from clarion.services.campaigns import CampaignService

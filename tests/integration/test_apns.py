@@ -20,9 +20,9 @@ from apns_peer import Answer, ApnsPeer
 from clarion.channels.apns import ApnsProvider, ApnsSettings, apns_id
 from clarion.channels.base import DeliveryResult, GoneToken, OutboundPush, Outcome, PushTarget
 from clarion.channels.push_fanout import PushFanout
-from clarion.delivery.push_compose import PushComposer
 from clarion.domain.consent import Channel, ConsentStatus
 from clarion.domain.profiles import ProfilePatch
+from clarion.messages.push_compose import PushComposer
 from clarion.runners.dispatch import ChannelBinding
 from clarion.runners.worker import Worker
 from clarion.services import devices as device_service

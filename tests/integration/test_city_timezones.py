@@ -12,7 +12,7 @@ from test_api_support import admin, admin_key, client, contact_of, ingest_key, w
 
 from clarion.domain.traits import parse_traits
 from clarion.services.identity import Identifiers
-from clarion.services.importer import Importer, ImportOptions
+from clarion.services.imports.importer import Importer, ImportOptions
 
 
 def zone_of(app, external_id: str) -> tuple[str, str]:

@@ -13,10 +13,10 @@ from sqlalchemy import select, update
 
 from clarion.channels.base import DeliveryResult, GoneToken, Outcome
 from clarion.channels.push_fanout import PushFanout
-from clarion.delivery.push_compose import PushComposer
 from clarion.domain.consent import Channel, ConsentStatus
 from clarion.domain.errors import FieldError
 from clarion.domain.profiles import ProfilePatch
+from clarion.messages.push_compose import PushComposer
 from clarion.runners.dispatch import ChannelBinding
 from clarion.runners.trial_send import send_test
 from clarion.runners.worker import Worker

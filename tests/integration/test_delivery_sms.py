@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from clarion.bootstrap import Clarion
 from clarion.channels.base import DeliveryResult, Outcome
-from clarion.delivery.sms_compose import SmsComposer
 from clarion.domain.consent import Channel, ConsentStatus
 from clarion.domain.profiles import ProfilePatch
+from clarion.messages.sms_compose import SmsComposer
 from clarion.runners.dispatch import ChannelBinding
 from clarion.runners.trial_send import send_test
 from clarion.runners.worker import Worker

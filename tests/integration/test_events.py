@@ -71,13 +71,13 @@ def test_late_events_do_not_move_last_seen_backwards(app):
 
 
 def test_tracking_within_one_batch_resolves_a_login_merge(app):
-    from clarion.services.tracking import TrackCall
+    from clarion.services.ingestion import TrackCall
     calls = [TrackCall(Identifiers(anonymous_id="a1"), "Product Viewed", "m1", T0, T0),
              TrackCall(Identifiers(external_id="u1", anonymous_id="a1"), "Order Completed", "m2", T0, T0,
                        {"revenue": 5})]
     with app.store.write() as conn:
         app.contacts.identify(conn, Identifiers(external_id="u1"))
-        result = app.tracking.track(conn, calls)
+        result = app.ingestion.track(conn, calls)
         cid = app.contacts.find(conn, "external_id", "u1")
         assert result.inserted == 2 and app.contacts.get(conn, cid)["aggregates"]["event_count"] == 2
 

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from clarion.channels.base import DeliveryResult, GoneToken, OutboundPush, Outcome, PushTarget
 from clarion.channels.fcm import SCOPE, FcmProvider, FcmSettings
 from clarion.channels.push_fanout import PushFanout
-from clarion.delivery.push_compose import PushComposer
 from clarion.domain.consent import Channel, ConsentStatus
 from clarion.domain.profiles import ProfilePatch
+from clarion.messages.push_compose import PushComposer
 from clarion.runners.dispatch import ChannelBinding
 from clarion.runners.worker import Worker
 from clarion.services import devices

@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from clarion.services import aggregates
-from clarion.services.import_mappings import parse_map_options
-from clarion.services.importer import Importer, ImportOptions
+from clarion.services.imports.importer import Importer, ImportOptions
+from clarion.services.imports.mappings import parse_map_options
 from clarion.services.stats import totals
 from clarion.store.schema import contact_aggregates, contacts, events
 

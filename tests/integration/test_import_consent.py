@@ -15,8 +15,8 @@ import pytest
 from clarion.domain.consent import Channel, ConsentStatus, SuppressionReason
 from clarion.domain.errors import FieldError
 from clarion.services.identity import Identifiers
-from clarion.services.import_mappings import parse_map_options
-from clarion.services.importer import Importer, ImportOptions
+from clarion.services.imports.importer import Importer, ImportOptions
+from clarion.services.imports.mappings import parse_map_options
 
 
 def _import(app, tmp_path: Path, text: str, **options):

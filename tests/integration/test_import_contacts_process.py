@@ -15,10 +15,10 @@ from pathlib import Path
 import psutil
 from sqlalchemy import select
 
-from clarion.services.import_contacts import MIN_BATCHES_FOR_PROCESS, ContactParser, SeenKeys, parse_pool
-from clarion.services.import_mappings import ColumnPlan
-from clarion.services.import_source import SourceRow
-from clarion.services.importer import Importer, ImportOptions
+from clarion.services.imports.contacts import MIN_BATCHES_FOR_PROCESS, ContactParser, SeenKeys, parse_pool
+from clarion.services.imports.importer import Importer, ImportOptions
+from clarion.services.imports.mappings import ColumnPlan
+from clarion.services.imports.source import SourceRow
 from clarion.store.schema import contacts
 
 

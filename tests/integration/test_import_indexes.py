@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, inspect, select
 
-from clarion.services import aggregates, bulk_load
-from clarion.services.import_source import ImportFileError
-from clarion.services.importer import Importer, ImportOptions, _estimated_rows
+from clarion.services import aggregates
+from clarion.services.imports import bulk_load
+from clarion.services.imports.importer import Importer, ImportOptions, _estimated_rows
+from clarion.services.imports.source import ImportFileError
 from clarion.store.schema import contact_aggregates, contact_event_stats
 
 SECONDARY = {"ix_events_contact_id_name_occurred_at", "ix_events_name_occurred_at_contact_id",

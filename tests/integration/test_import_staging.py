@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from clarion.domain.errors import FieldError
-from clarion.services.import_mappings import ColumnPlan, generic_event
-from clarion.services.import_staging import csv_event_parser, staged_from
+from clarion.services.imports.mappings import ColumnPlan, generic_event
+from clarion.services.imports.staging import csv_event_parser, staged_from
 
 HEADER = ["messageId", "userId", "email", "event", "timestamp", "properties", "revenue", "currency", "price", "tier"]
 ROWS = [

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from test_api_support import admin, admin_key, client  # noqa: F401 - fixtures
 
 from clarion.channels.inapp import InboxChannel
-from clarion.delivery.inapp_compose import InAppComposer
 from clarion.domain.consent import Channel, ConsentStatus
 from clarion.domain.profiles import ProfilePatch
+from clarion.messages.inapp_compose import InAppComposer
 from clarion.runners.dispatch import ChannelBinding, Dispatcher
 from clarion.runners.worker import Worker
 from clarion.services.identity import Identifiers

@@ -26,7 +26,7 @@ import trustme
 from clarion.channels.base import DeliveryResult, OutboundEmail, Outcome
 from clarion.channels.file import ConsoleChannel, FileChannel
 from clarion.channels.smtp import SmtpChannel, SmtpSettings, classify
-from clarion.delivery.email_message import EmailSpec, build_email
+from clarion.messages.email_message import EmailSpec, build_email
 from smtp_server import SmtpTestServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -30,9 +30,9 @@ from clarion.channels.voice_twilio import (
     classify,
     say_twiml,
 )
-from clarion.delivery.voice_compose import VoiceComposer, say_language
 from clarion.domain.consent import Channel, ConsentStatus
 from clarion.domain.profiles import ProfilePatch
+from clarion.messages.voice_compose import VoiceComposer, say_language
 from clarion.runners.dispatch import ChannelBinding
 from clarion.runners.worker import Worker
 from clarion.services.campaigns import CampaignService

@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from clarion.channels.base import DeliveryResult, OutboundWebhook, Outcome
 from clarion.channels.webhook import MAX_RETRY_AFTER, WebhookChannel, WebhookSettings, sign, verify_signature
-from clarion.delivery.webhook_compose import WebhookComposer
 from clarion.domain.profiles import ProfilePatch
+from clarion.messages.webhook_compose import WebhookComposer
 from clarion.runners.dispatch import ChannelBinding
 from clarion.runners.worker import Worker
 from clarion.services.identity import Identifiers

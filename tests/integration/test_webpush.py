@@ -45,9 +45,9 @@ from clarion.channels.webpush import (
     topic,
 )
 from clarion.cli.main import app as cli
-from clarion.delivery.push_compose import PushComposer
 from clarion.domain.consent import Channel, ConsentStatus
 from clarion.domain.profiles import ProfilePatch
+from clarion.messages.push_compose import PushComposer
 from clarion.runners.dispatch import ChannelBinding
 from clarion.runners.worker import Worker
 from clarion.services import devices

@@ -25,9 +25,9 @@ from clarion.channels.whatsapp import (
     classify,
 )
 from clarion.config import Settings
-from clarion.delivery.errors import RenderError
-from clarion.delivery.template_store import template_from_document
-from clarion.delivery.whatsapp_compose import WhatsAppComposer
+from clarion.content.errors import RenderError
+from clarion.content.template_store import template_from_document
+from clarion.messages.whatsapp_compose import WhatsAppComposer
 from clarion.runners.dispatch import Leased
 from whatsapp_peer import DEFAULT_ANSWERS, WhatsAppPeer
 

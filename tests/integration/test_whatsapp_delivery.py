@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 from clarion.api.app import create_app
 from clarion.bootstrap import Clarion
 from clarion.channels.whatsapp import WhatsAppChannel, WhatsAppSettings
-from clarion.delivery.whatsapp_compose import WhatsAppComposer
 from clarion.domain.consent import Channel, ConsentStatus
 from clarion.domain.events import WHATSAPP_MESSAGE_RECEIVED
 from clarion.domain.profiles import ProfilePatch
+from clarion.messages.whatsapp_compose import WhatsAppComposer
 from clarion.runners.dispatch import ChannelBinding
 from clarion.runners.worker import Worker
 from clarion.services.identity import Identifiers

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from clarion.delivery.context import RenderContext
-from clarion.delivery.errors import InvalidTemplate, LimitExceeded, RenderError
-from clarion.delivery.template_store import template_from_document, template_to_document
-from clarion.delivery.templates import render, validate
+from clarion.content.context import RenderContext
+from clarion.content.errors import InvalidTemplate, LimitExceeded, RenderError
+from clarion.content.render import render, validate
+from clarion.content.template_store import template_from_document, template_to_document
 
 DOCUMENT = {"default_locale": "en", "default": {
     "whatsapp": {"template": "winback_offer", "language": "en_US",

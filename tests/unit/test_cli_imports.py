@@ -16,6 +16,7 @@ SENDING = ("clarion.channels", "clarion.runners", "dkim", "dns", "aiosmtplib", "
            "aiohttp", "google", "fastapi", "uvicorn", "starlette")
 # What no command needs before it runs: the settings, the store, the services and their libraries.
 RUNNING = ("clarion.bootstrap", "clarion.config", "clarion.store", "clarion.services", "clarion.delivery",
+           "clarion.content", "clarion.messages",
            "clarion.segments", "clarion.scoring", "clarion.api", "sqlalchemy", "alembic", "pydantic",
            "pydantic_settings", "numpy", "scipy", "jinja2")
 

@@ -9,8 +9,8 @@ import pytest
 from clarion.domain.errors import FieldError
 from clarion.domain.events import check_properties, properties_json
 from clarion.domain.traits import check_attributes, parse_traits
-from clarion.services.import_mappings import ColumnPlan, generic_event
-from clarion.services.import_staging import csv_event_parser, staged_from
+from clarion.services.imports.mappings import ColumnPlan, generic_event
+from clarion.services.imports.staging import csv_event_parser, staged_from
 
 
 def traits(values: dict) -> dict:

@@ -18,8 +18,8 @@ from dkim.canonicalization import Relaxed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clarion.delivery.dkim_signing import DkimSigner, parse_message, relaxed_body, relaxed_header
-from clarion.delivery.email_message import EmailSpec, build_email
+from clarion.messages.dkim_signing import DkimSigner, parse_message, relaxed_body, relaxed_header
+from clarion.messages.email_message import EmailSpec, build_email
 
 SIGNED_AT = 1_772_380_800  # 2026-03-01 16:00:00 UTC, in seconds
 SPEC = EmailSpec(

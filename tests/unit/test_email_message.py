@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clarion.delivery.email_message import EmailSpec, build_email, encode_text
+from clarion.messages.email_message import EmailSpec, build_email, encode_text
 
 SENT = datetime(2026, 3, 1, 15, 30, tzinfo=timezone(timedelta(hours=-3)))
 SPEC = EmailSpec(

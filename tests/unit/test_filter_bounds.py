@@ -12,16 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from clarion.delivery.costs import (
+from clarion.content.costs import (
     CHECKS,
     DRAWING_FILTERS,
     ITEM_FILTERS,
     LINEAR_FILTERS,
     TEXT_FILTERS,
 )
-from clarion.delivery.errors import RenderTimeout
-from clarion.delivery.sandbox import LOOP_GUARD, sandbox
-from clarion.delivery.templates import (
+from clarion.content.errors import RenderTimeout
+from clarion.content.render import (
     Content,
     LimitExceeded,
     RenderContext,
@@ -31,6 +30,7 @@ from clarion.delivery.templates import (
     Template,
     render,
 )
+from clarion.content.sandbox import LOOP_GUARD, sandbox
 
 # A budget no test reaches: a refusal can only come from a bound checked before the call.
 NO_CLOCK = dataclasses.replace(RenderLimits(), cpu_seconds=3600, wall_seconds=3600)
@@ -142,4 +142,4 @@ def test_every_filter_of_the_sandbox_has_been_audited():
     names = set(sandbox(False).filters) - {LOOP_GUARD}
     # then each is bounded by its input size, by a specific check, or listed as linear in C
     audited = TEXT_FILTERS | ITEM_FILTERS | DRAWING_FILTERS | set(CHECKS) | LINEAR_FILTERS
-    assert names - audited == set(), "a filter nobody has bounded; see clarion.delivery.costs"
+    assert names - audited == set(), "a filter nobody has bounded; see clarion.content.costs"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from clarion.delivery.templates import (
+from clarion.content.render import (
     Content,
     EmailContent,
     LimitExceeded,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from clarion.delivery.html import text_template
-from clarion.delivery.templates import (
+from clarion.content.html import text_template
+from clarion.content.render import (
     Content,
     EmailContent,
     InvalidTemplate,

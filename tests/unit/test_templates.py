@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clarion.delivery.content import locale_fallbacks
-from clarion.delivery.limits import PART_CAPS
-from clarion.delivery.sandbox import CompiledTemplates, sandbox
-from clarion.delivery.templates import (
+from clarion.content.limits import PART_CAPS
+from clarion.content.model import locale_fallbacks
+from clarion.content.render import (
     Content,
     EmailContent,
     InvalidTemplate,
@@ -30,6 +29,7 @@ from clarion.delivery.templates import (
     is_literal,
     render,
 )
+from clarion.content.sandbox import CompiledTemplates, sandbox
 
 NOW = datetime(2026, 3, 1, 15, 30, tzinfo=UTC)
 ANA = {

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..delivery.errors import InvalidTemplate
+from ..content.errors import InvalidTemplate
 from ..domain.errors import ClarionError, Conflict, Erased, FieldError, NotFound
 from ..domain.rules import RuleError, RuleSyntaxError
 

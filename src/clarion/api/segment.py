@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from ..bootstrap import Clarion
 from ..domain.errors import Conflict, Erased, FieldError
 from ..services.clock import utcnow
-from ..services.tracking import IdentifyCall, TrackCall
+from ..services.ingestion import IdentifyCall, TrackCall
 from .auth import ClarionDep, IngestKey
 from .body import KB, json_size, read_json_object, too_large
 from .segment_messages import (
@@ -143,9 +143,9 @@ def _runs(calls: Sequence[Call]) -> Iterator[list[Call]]:
 
 def _apply(clarion: Clarion, conn: Connection, run: Sequence[Call]) -> None:
     if isinstance(run[0], IdentifyCall):
-        clarion.tracking.identify(conn, run[0])
+        clarion.ingestion.identify(conn, run[0])
     else:
-        clarion.tracking.track(conn, run)
+        clarion.ingestion.track(conn, run)
 
 
 def apply_tolerant(clarion: Clarion, conn: Connection, calls: Sequence[Call]) -> int:

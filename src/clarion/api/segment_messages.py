@@ -29,7 +29,7 @@ from ..domain.errors import FieldError
 from ..domain.events import check_event_name, check_properties, parse_timestamp, purchase_of
 from ..domain.traits import parse_traits
 from ..services.identity import Identifiers
-from ..services.tracking import IdentifyCall, TrackCall
+from ..services.ingestion import IdentifyCall, TrackCall
 from .errors import loc_to_field
 
 MAX_USER_ID = 255  # contacts.external_id

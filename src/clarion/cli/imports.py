@@ -12,7 +12,7 @@ from .output import JSON_OPTION, app_of, console, emit, err_console, key_values
 from .params import BATCH_RANGE
 
 if TYPE_CHECKING:
-    from ..services.importer import ImportOptions, ImportResult
+    from ..services.imports.importer import ImportOptions, ImportResult
 
 import_app = typer.Typer(no_args_is_help=True, help="Bulk import from CSV, JSON Lines or the CDNOW files.")
 
@@ -39,8 +39,8 @@ def import_contacts(ctx: typer.Context, file: Path = FILE,
                     delimiter: str | None = DELIMITER, batch_size: int | None = BATCH, constants: list[str] = SET,
                     as_json: bool = JSON_OPTION) -> None:
     """Create or update contacts (found by external id, email or phone), with their consent columns."""
-    from ..services.import_mappings import parse_map_options, parse_set_options
-    from ..services.importer import ImportOptions
+    from ..services.imports.importer import ImportOptions
+    from ..services.imports.mappings import parse_map_options, parse_set_options
 
     options = ImportOptions(fmt, mapping, parse_map_options(maps), keep_unknown, reject_file, delimiter, batch_size,
                             constants=parse_set_options(constants))
@@ -54,8 +54,8 @@ def import_events(ctx: typer.Context, file: Path = FILE,
                   delimiter: str | None = DELIMITER, batch_size: int | None = BATCH,
                   rebuild_indexes: bool | None = INDEXES, as_json: bool = JSON_OPTION) -> None:
     """Store events (idempotent by message id); unknown senders become contacts."""
-    from ..services.import_mappings import parse_map_options
-    from ..services.importer import ImportOptions
+    from ..services.imports.importer import ImportOptions
+    from ..services.imports.mappings import parse_map_options
 
     options = ImportOptions(fmt, mapping, parse_map_options(maps), keep_unknown, reject_file, delimiter, batch_size,
                             rebuild_indexes)
@@ -65,7 +65,7 @@ def import_events(ctx: typer.Context, file: Path = FILE,
 def _run(ctx: typer.Context, kind: str, file: Path, options: ImportOptions, as_json: bool) -> None:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..services.importer import Importer
+    from ..services.imports.importer import Importer
 
     clarion = app_of(ctx)
     importer = Importer(clarion.settings, clarion.store, clarion.contacts)

@@ -1,1 +1,2 @@
-"""Message content: per-channel templates, sandboxed rendering, MJML and validation (no database access)."""
+"""The send ledger and its policy chain: leasing due deliveries, checking every one at send time, throttling,
+and recording each result or skip with its reason."""

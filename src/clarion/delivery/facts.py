@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select
 
 from ..channels.base import PushTarget
+from ..content.context import CONTACT_FIELDS
 from ..domain.consent import ADDRESS_OF_CHANNEL, ALL_TOPICS
 from ..domain.events import WHATSAPP_MESSAGE_RECEIVED
 from ..domain.profiles import zoneinfo
@@ -26,7 +27,6 @@ from ..segments.compiler import CompileContext, compile_rule
 from ..segments.reachable import DEVICE_KINDS, PHONE_CHANNELS, consent_allows
 from ..store.schema import consents, contacts, devices, events, suppressions, topics
 from ..store.schema_delivery import deliveries
-from .context import CONTACT_FIELDS
 from .policies import Recipient
 
 # Caps look back at most this far (hours): the longest rolling window allowed, plus a local day.

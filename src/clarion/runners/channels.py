@@ -13,14 +13,14 @@ from pathlib import Path
 from ..channels.inapp import InboxChannel
 from ..channels.push_fanout import PushFanout
 from ..config import Settings
-from ..delivery.dkim_signing import DkimSigner
-from ..delivery.email_compose import EmailComposer
-from ..delivery.inapp_compose import InAppComposer
-from ..delivery.push_compose import PushComposer
-from ..delivery.sms_compose import SmsComposer
-from ..delivery.voice_compose import VoiceComposer
-from ..delivery.webhook_compose import WebhookComposer
-from ..delivery.whatsapp_compose import WhatsAppComposer
+from ..messages.dkim_signing import DkimSigner
+from ..messages.email_compose import EmailComposer
+from ..messages.inapp_compose import InAppComposer
+from ..messages.push_compose import PushComposer
+from ..messages.sms_compose import SmsComposer
+from ..messages.voice_compose import VoiceComposer
+from ..messages.webhook_compose import WebhookComposer
+from ..messages.whatsapp_compose import WhatsAppComposer
 from .channel_setup import configured_channels, push_kinds
 from .dispatch import ChannelBinding
 

@@ -24,8 +24,8 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, select, text, update
 
 from ..config import Settings
+from ..content.errors import RenderError
 from ..delivery import ledger
-from ..delivery.errors import RenderError
 from ..delivery.facts import load_contacts, recipients
 from ..delivery.policies import DeliveryCase, evaluate
 from ..delivery.throttle import give_back, take_tokens

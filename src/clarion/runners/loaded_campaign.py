@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ..config import Settings
-from ..delivery.content import Template
+from ..content.model import Template
+from ..content.template_store import template_from_document
 from ..delivery.facts import LONGEST_CAP_WINDOW, BatchScope
 from ..delivery.policies import CampaignRules
-from ..delivery.template_store import template_from_document
 from ..domain.campaigns import VOICE_QUIET_HOURS, WHATSAPP_SESSION, CampaignSettings, DeliveryDefaults
 from ..domain.rules import Rule
 from ..segments.compiler import CompileContext

@@ -28,8 +28,8 @@ from sqlalchemy import Connection, update
 from ..channels.base import DeliveryResult, Outcome
 from ..channels.whatsapp import WHATSAPP_STOPPED_MARKETING
 from ..config import Settings
+from ..content.errors import RenderError, RenderTimeout
 from ..delivery import ledger
-from ..delivery.errors import RenderError, RenderTimeout
 from ..domain.consent import Channel, ConsentStatus, SuppressionReason
 from ..domain.sending_time import retry_delay
 from ..services import devices, inbox

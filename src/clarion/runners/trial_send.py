@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..bootstrap import Clarion
-from ..delivery.content import Template
+from ..content.model import Template
 from ..delivery.facts import device_targets, load_contacts
 from ..domain.errors import FieldError, NotFound
 from ..domain.profiles import normalize_email, normalize_phone

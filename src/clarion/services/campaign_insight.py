@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ..config import Settings
-from ..delivery.context import RenderContext
-from ..delivery.errors import RenderError
+from ..content.context import RenderContext
+from ..content.errors import RenderError
+from ..content.render import RenderSettings, render
 from ..delivery.facts import load_contacts, recipients
 from ..delivery.policies import Decision, DeliveryCase, evaluate
 from ..delivery.reasons import describe
-from ..delivery.templates import RenderSettings, render
 from ..domain.campaigns import Schedule
 from ..domain.errors import NotFound
 from ..runners.loaded_campaign import LoadedCampaign, eligibility_context, load_campaign

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from ..config import Settings
+from ..content.errors import InvalidTemplate, Problem
+from ..content.template_store import template_from_document
 from ..delivery import ledger
-from ..delivery.errors import InvalidTemplate, Problem
-from ..delivery.template_store import template_from_document
 from ..domain.campaigns import CHANNELS, CampaignSettings, Schedule
 from ..domain.errors import ClarionError, Conflict, FieldError, NotFound
 from ..domain.ids import is_id_text

@@ -11,8 +11,8 @@ from sqlalchemy import Connection, func, select
 
 from ..domain.events import EventInput, properties_json
 from ..store.schema import events
-from .import_bulk import insert_events
-from .import_staging import Staged, stamp_text
+from .imports.bulk import insert_events
+from .imports.staging import Staged, stamp_text
 
 MAX_PAGE = 1000  # events per listing page
 

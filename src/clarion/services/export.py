@@ -31,11 +31,11 @@ from typing import Any, TextIO
 from sqlalchemy import Connection, select
 
 from ..config import Settings
-from ..delivery.context import RenderContext
-from ..delivery.errors import RenderError
+from ..content.context import RenderContext
+from ..content.errors import RenderError
+from ..content.render import RenderSettings, Template, render
+from ..content.template_store import template_from_document
 from ..delivery.facts import consenting, load_contacts, suppressions_of
-from ..delivery.template_store import template_from_document
-from ..delivery.templates import RenderSettings, Template, render
 from ..domain.errors import FieldError, NotFound
 from ..segments.compiler import compile_rule
 from ..segments.reachable import PHONE_CHANNELS

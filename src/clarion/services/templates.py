@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from ..delivery.context import RenderContext
-from ..delivery.errors import InvalidTemplate
-from ..delivery.template_store import template_from_document, template_to_document
-from ..delivery.templates import CHANNELS, RenderSettings, render, validate
+from ..content.context import RenderContext
+from ..content.errors import InvalidTemplate
+from ..content.render import CHANNELS, RenderSettings, render, validate
+from ..content.template_store import template_from_document, template_to_document
 from ..domain.errors import Conflict, FieldError, NotFound
 from ..store.schema import contacts
 from ..store.schema_delivery import campaigns, templates

@@ -26,7 +26,12 @@ from jinja2.exceptions import SecurityError
 
 from clarion.domain.profiles import zoneinfo
 
-from .content import (
+from .context import RenderContext
+from .errors import InvalidTemplate, LimitExceeded, Problem, RenderError, UndefinedVariable, UnsafeTemplate
+from .filters import babel_locale
+from .html import compile_mjml, html_to_text, inline_css, text_template, tidy_text, with_preheader
+from .limits import DEFAULT_LIMITS, PartCap, RenderLimits, RenderState, rendering
+from .model import (
     CHANNELS,
     Content,
     EmailContent,
@@ -40,11 +45,6 @@ from .content import (
     WebPushContent,
     WhatsAppContent,
 )
-from .context import RenderContext
-from .errors import InvalidTemplate, LimitExceeded, Problem, RenderError, UndefinedVariable, UnsafeTemplate
-from .filters import babel_locale
-from .html import compile_mjml, html_to_text, inline_css, text_template, tidy_text, with_preheader
-from .limits import DEFAULT_LIMITS, PartCap, RenderLimits, RenderState, rendering
 from .sandbox import COMPILED, CompiledTemplates
 from .validation import validate
 

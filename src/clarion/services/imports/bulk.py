@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
-from ..domain.events import ORDER_COMPLETED
-from .import_staging import (
+from ...domain.events import ORDER_COMPLETED
+from .staging import (
     CURRENCY,
     MESSAGE_ID,
     NAME,

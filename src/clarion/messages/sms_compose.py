@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from ..channels.base import OutboundSms
+from ..content.errors import RenderError
 from .compose import PartComposer
-from .errors import RenderError
 
 
 class SmsComposer(PartComposer):

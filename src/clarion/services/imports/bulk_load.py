@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Index, inspect
 
-from ..store.schema import contact_event_stats, events
-from . import aggregates
+from ...store.schema import contact_event_stats, events
+from .. import aggregates
 
 # Rebuilding costs about as much as the rows already stored; below this many new rows it never pays.
 MIN_ROWS_FOR_BULK = 500_000

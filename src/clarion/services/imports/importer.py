@@ -28,27 +28,27 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ..config import Settings
-from ..domain.errors import FieldError
-from ..store.engine import Store
-from ..store.maintenance import refresh_statistics
+from ...config import Settings
+from ...domain.errors import FieldError
+from ...store.engine import Store
+from ...store.maintenance import refresh_statistics
+from ..clock import utcnow
+from ..consent import ConsentService
+from ..contacts import ContactService
+from ..identity_bulk import create_contacts, erased_pairs, owners_by_value, unprepared
 from . import bulk_load
-from .clock import utcnow
-from .consent import ConsentService
-from .contacts import ContactService
-from .identity_bulk import create_contacts, erased_pairs, owners_by_value, unprepared
-from .import_bulk import SQLITE_BULK_LOAD_CACHE_KIB, SQLITE_CACHE_KIB, insert_events, prepare_bulk_connection
-from .import_consent import ConsentImport
-from .import_contact_writer import ERASED_REASON, ContactWriter
-from .import_contacts import MIN_BATCHES_FOR_PROCESS, ContactParser, ContactRow, ParsePool, SeenKeys, parse_pool
-from .import_mappings import (
+from .bulk import SQLITE_BULK_LOAD_CACHE_KIB, SQLITE_CACHE_KIB, insert_events, prepare_bulk_connection
+from .consent import ConsentImport
+from .contact_writer import ERASED_REASON, ContactWriter
+from .contacts import MIN_BATCHES_FOR_PROCESS, ContactParser, ContactRow, ParsePool, SeenKeys, parse_pool
+from .mappings import (
     MAPPINGS,
     ColumnPlan,
     cdnow_event,
     check_target,
     generic_event,
 )
-from .import_source import (
+from .source import (
     ImportFileError,
     RejectWriter,
     RowReader,
@@ -57,7 +57,7 @@ from .import_source import (
     detect_format,
     prefetched,
 )
-from .import_staging import KEY, LINE, MESSAGE_ID, RAW, Staged, csv_event_parser, staged_from
+from .staging import KEY, LINE, MESSAGE_ID, RAW, Staged, csv_event_parser, staged_from
 
 Progress = Callable[[int, int], None]  # (bytes read, file size)
 Prepared = tuple[int, Any, Sequence[tuple[int, str, str]]]  # (rows read, what the batch handler takes, rejects)

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
-from ..domain.errors import ClarionError
+from ...domain.errors import ClarionError
 
 FORMATS = ("csv", "jsonl", "cdnow")
 _EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",

@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from ..channels.base import OutboundInApp
+from ..content.errors import RenderError
 from .compose import PartComposer
-from .errors import RenderError
 
 
 class InAppComposer(PartComposer):

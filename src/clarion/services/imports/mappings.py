@@ -28,11 +28,11 @@ from typing import Any
 
 import orjson
 
-from ..domain.errors import FieldError
-from ..domain.events import ORDER_COMPLETED, check_event_name, parse_timestamp, purchase_of
-from ..domain.profiles import STANDARD_FIELDS, clean_text, normalize_email
-from ..domain.traits import _ALIASES as TRAIT_ALIASES  # the trait spellings parse_traits accepts
-from .import_consent import consent_column, is_consent_target
+from ...domain.errors import FieldError
+from ...domain.events import ORDER_COMPLETED, check_event_name, parse_timestamp, purchase_of
+from ...domain.profiles import STANDARD_FIELDS, clean_text, normalize_email
+from ...domain.traits import _ALIASES as TRAIT_ALIASES  # the trait spellings parse_traits accepts
+from .consent import consent_column, is_consent_target
 
 MAPPINGS = ("cdnow",)
 MAX_MESSAGE_ID = 200

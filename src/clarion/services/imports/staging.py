@@ -22,10 +22,10 @@ from typing import Any
 
 import orjson
 
-from ..domain.errors import FieldError
-from ..domain.events import MAX_EVENT_NAME, ORDER_COMPLETED, parse_timestamp, properties_json, purchase_of
-from ..domain.profiles import normalize_email
-from .import_mappings import (
+from ...domain.errors import FieldError
+from ...domain.events import MAX_EVENT_NAME, ORDER_COMPLETED, parse_timestamp, properties_json, purchase_of
+from ...domain.profiles import normalize_email
+from .mappings import (
     _NUMERIC_PROPERTIES,
     MAX_MESSAGE_ID,
     ColumnPlan,

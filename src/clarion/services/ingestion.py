@@ -36,7 +36,7 @@ class TrackCall:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
-class TrackingService:
+class IngestionService:
     def __init__(self, settings: Settings, contacts: ContactService, events: EventService) -> None:
         self.settings = settings
         self.contacts = contacts

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 
 from ..channels.base import OutboundWebhook
+from ..content.errors import RenderError
 from .compose import PartComposer
-from .errors import RenderError
 
 CONTACT_KEYS = ("id", "external_id", "email", "phone")
 

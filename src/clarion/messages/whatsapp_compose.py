@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from ..channels.base import OutboundWhatsApp
+from ..content.errors import RenderError
 from ..domain.campaigns import WHATSAPP_SESSION
 from .compose import PartComposer
-from .errors import RenderError
 
 
 class WhatsAppComposer(PartComposer):

@@ -14,13 +14,13 @@ from typing import Any
 
 from ..channels.base import OutboundEmail
 from ..config import Settings
+from ..content.context import RenderContext
+from ..content.errors import RenderError
+from ..content.render import RenderSettings, render
 from ..tracking.links import UnsubscribeTarget, sign_unsubscribe, unsubscribe_url
 from .compose import idempotency_key
-from .context import RenderContext
 from .dkim_signing import DkimSigner
 from .email_message import EmailSpec, build_email
-from .errors import RenderError
-from .templates import RenderSettings, render
 
 
 def domain_of(address: str) -> str:

@@ -13,10 +13,10 @@ from dataclasses import replace
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
-from .content import Template, TemplatePart
 from .context import CAMPAIGN_FIELDS, CONTACT_FIELDS, LINK_NAMES, TOP_LEVEL_NAMES
 from .errors import Problem
 from .limits import PART_CAPS, PartCap
+from .model import Template, TemplatePart
 from .sandbox import COMPILED, sandbox
 
 # Methods of the read-only mappings a template may call: contact.get("x"), links.items() ...

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from ..config import Settings
-from .context import RenderContext
-from .templates import RenderedMessage, RenderSettings, render
+from ..content.context import RenderContext
+from ..content.render import RenderedMessage, RenderSettings, render
 
 
 def idempotency_key(secret: str, campaign_id: int, step: str, contact_id: int | None, channel: str) -> str:

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..domain.consent import ConsentChange
-from ..domain.errors import FieldError
-from ..domain.profiles import ProfilePatch
-from ..domain.traits import parse_traits
-from .identity import Identifiers
-from .import_consent import consent_changes
-from .import_mappings import ColumnPlan, cdnow_contact, contact_traits
-from .import_source import SourceRow
+from ...domain.consent import ConsentChange
+from ...domain.errors import FieldError
+from ...domain.profiles import ProfilePatch
+from ...domain.traits import parse_traits
+from ..identity import Identifiers
+from .consent import consent_changes
+from .mappings import ColumnPlan, cdnow_contact, contact_traits
+from .source import SourceRow
 
 # Batches before a worker process pays off: starting one (a fresh interpreter importing Clarion,
 # "spawn", because forking a process that runs threads is unsafe) takes ~0.5 s.

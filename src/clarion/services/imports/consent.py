@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from ..domain.consent import (
+from ...domain.consent import (
     ADDRESS_OF_CHANNEL,
     ALL_TOPICS,
     PROOF_FIELDS,
@@ -40,13 +40,13 @@ from ..domain.consent import (
     parse_consent_status,
     parse_enum,
 )
-from ..domain.errors import FieldError
-from ..domain.events import parse_timestamp
-from ..store.schema import contacts, suppressions, topics
-from .clock import utcnow
-from .consent import ConsentService
-from .hashing import identity_hash
-from .identity_bulk import chunks
+from ...domain.errors import FieldError
+from ...domain.events import parse_timestamp
+from ...store.schema import contacts, suppressions, topics
+from ..clock import utcnow
+from ..consent import ConsentService
+from ..hashing import identity_hash
+from ..identity_bulk import chunks
 
 PREFIX = "consent."
 STATUS, AT = "status", "at"

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from ..channels.base import OutboundCall
+from ..content.errors import RenderError
 from .compose import PartComposer
-from .errors import RenderError
 
 TWILIO_DEFAULT_LANGUAGE = "en-US"  # what <Say> speaks without a language attribute
 # Languages of Twilio's <Say> (the alice table and the Amazon Polly voices Twilio offers):

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any
 
-from .content import (
+from .errors import InvalidTemplate, Problem
+from .model import (
     Content,
     EmailContent,
     ExportContent,
@@ -26,7 +27,6 @@ from .content import (
     WebPushContent,
     WhatsAppContent,
 )
-from .errors import InvalidTemplate, Problem
 
 _KINDS = {"email": EmailContent, "sms": SmsContent, "push": PushContent, "webpush": WebPushContent,
           "webhook": WebhookContent, "whatsapp": WhatsAppContent, "voice": VoiceContent, "inapp": InAppContent,

@@ -15,16 +15,16 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..config import Settings
-from ..domain.errors import Conflict, Erased, FieldError
-from ..domain.profiles import ProfilePatch, ZoneInputs, resolve_timezone
-from ..store.schema import contacts
-from .clock import utcnow
-from .contacts import ContactService
-from .identity_bulk import chunks, create_contacts, erased_pairs, owners_by_value
-from .import_consent import ConsentImport, Screened
-from .import_contacts import ContactRow
-from .import_source import SourceRow
+from ...config import Settings
+from ...domain.errors import Conflict, Erased, FieldError
+from ...domain.profiles import ProfilePatch, ZoneInputs, resolve_timezone
+from ...store.schema import contacts
+from ..clock import utcnow
+from ..contacts import ContactService
+from ..identity_bulk import chunks, create_contacts, erased_pairs, owners_by_value
+from .consent import ConsentImport, Screened
+from .contacts import ContactRow
+from .source import SourceRow
 
 ERASED_REASON = "erased: this contact was erased on request and may not be re-created"
 
