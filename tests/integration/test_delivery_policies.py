@@ -187,7 +187,7 @@ def test_lifetime_expires_old_deliveries(app):
 def test_dry_run_and_why_explain_decisions_without_sending(app):
     ana = add_contact(app, "ana@example.com", timezone="Asia/Tokyo")
     bob = add_contact(app, "bob@example.com", consent=False)
-    make_campaign(app, start=False)
+    make_campaign(app, start=False, settings={})  # the workspace's quiet hours: the dry run is at noon UTC
     with app.store.read() as conn:
         dry = CampaignInsight(app.settings).dry_run(conn, "spring", at=NOON_UTC)
     by_contact = {r["contact_id"]: r for r in dry["recipients"]}
