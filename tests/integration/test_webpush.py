@@ -53,7 +53,7 @@ from clarion.runners.worker import Worker
 from clarion.services import devices
 from clarion.services.identity import Identifiers
 from clarion.store.schema import devices as devices_table
-from clarion.store.schema_delivery import deliveries
+from clarion.store.schema_delivery import deliveries, tracked_links
 from clarion.tracking.contact_tokens import sign_contact_token
 
 SUBJECT = "mailto:ops@shop.example"
@@ -367,7 +367,12 @@ def test_a_webpush_campaign_reaches_live_browsers_and_drops_gone_subscriptions(a
     # then Ana's browser got her personalised notification, encrypted for it
     (received,) = relayed_to(peer, ana_browser.endpoint)
     document = json.loads(ana_browser.decrypt(received.body))
-    assert (document["title"], document["url"]) == ("Ana, autumn sale", "https://shop.example/sale")
+    assert document["title"] == "Ana, autumn sale"
+    # and its URL is the tracked link to the sale, with the signed open report for the service worker
+    assert document["url"].startswith(f"{app.settings.public_url}/c/")
+    assert document["data"]["clarion_open"].startswith(f"{app.settings.public_url}/o/")
+    with app.store.read() as conn:
+        assert conn.execute(select(tracked_links.c.url)).scalar_one().startswith("https://shop.example/sale?utm_")
     # and Bo's delivery failed as a bad address, and his subscription is invalidated
     with app.store.read() as conn:
         rows = {r.contact_id: (r.status, r.provider_id) for r in conn.execute(select(deliveries))}

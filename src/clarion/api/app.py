@@ -19,6 +19,7 @@ from . import (
     scores,
     segment,
     segments,
+    tracking,
     twilio_hooks,
     unsubscribe,
     webpush,
@@ -43,6 +44,7 @@ Errors are JSON: `{"error": <code>, "message": ..., ...}`; an invalid field answ
 `line` and `column` in the text form, `path` in the JSON form; an invalid template answers 422
 `invalid_template` with every problem.
 * **/u/{token}** — the unsubscribe page and RFC 8058 one-click unsubscribe (signed links, no key).
+* **/c/{token}**, **/o/{token}** — tracked links (302 to the stored URL) and the email open pixel.
 
 The key (or contact token) is checked before a request's body is read, and every path has a body limit,
 counted as the body arrives: 500 KB on /v1, 2 MB on /api/templates, 256 KB elsewhere on /api, 16 KB on
@@ -61,7 +63,7 @@ def create_app(clarion: Clarion) -> FastAPI:
     install_error_handlers(app)
     for router in (segment.router, contacts.router, events.router, consent.router, segments.router,
                    scores.rfm_router, scores.predictions_router, scores.leads_router, campaigns.router,
-                   devices.router, unsubscribe.router, twilio_hooks.router, whatsapp_hooks.router):
+                   devices.router, unsubscribe.router, tracking.router, twilio_hooks.router, whatsapp_hooks.router):
         app.include_router(router)
     app.include_router(inbox.router)
     app.include_router(webpush.router)

@@ -54,6 +54,7 @@ LINEAR_FILTERS = frozenset({
     "abs", "attr", "capitalize", "center", "count", "d", "default", "e", "escape", "filesizeformat", "first",
     "float", "forceescape", "format", "int", "last", "length", "lower", "random", "replace", "safe", "string",
     "tojson", "trim", "truncate", "upper", "wordcount", "money", "number", "percent", "date", "datetime", "time",
+    "notrack",
 })
 
 Check = Callable[[Any, tuple[Any, ...], Mapping[str, Any], RenderLimits], None]

@@ -167,7 +167,16 @@ def _as_datetime(moment: date | datetime | time) -> datetime:
     raise TypeError(f"{moment!r} is a time of day without a date")
 
 
+# ``{{ url | notrack }}``: this link is left as it is by link tracking (messages.link_tracking removes the mark).
+NOTRACK_MARK = "clarion-notrack:"
+
+
+def notrack(url: Any) -> str:
+    return f"{NOTRACK_MARK}{url}"
+
+
 LOCALE_FILTERS = {
+    "notrack": notrack,
     "money": money,
     "number": number,
     "percent": percent,

@@ -79,6 +79,9 @@ class DeliveryDefaults(_Strict):
     # Percent of contacts (0-50) who never get marketing messages, so lift can be measured against them.
     holdout_percent: int = Field(default=0, ge=0, le=50)
     holdout_salt: str = Field(default="global-holdout", min_length=1, max_length=100)
+    # Response tracking for campaigns that do not say: links rewritten to /c/..., the email open pixel.
+    track_links: bool = True
+    track_opens: bool = True
 
     @field_validator("quiet_hours")
     @classmethod
@@ -87,6 +90,33 @@ class DeliveryDefaults(_Strict):
 
     def quiet_hours_for(self, channel: str) -> QuietHours | None:
         return _window_for(self.quiet_hours, channel)
+
+
+class TrackingSettings(_Strict):
+    """Response tracking of one campaign; ``None``: the workspace's default (DeliveryDefaults)."""
+
+    links: bool | None = None
+    opens: bool | None = None  # the email open pixel
+    utm: bool = True  # append utm_source, utm_medium (the channel), utm_campaign and utm_content (link name)
+    utm_source: str = Field(default="clarion", min_length=1, max_length=100)
+    utm_campaign: str | None = Field(default=None, max_length=100)  # None: the campaign's name
+
+
+GoalValue = str | int | float | bool
+
+
+class ConversionGoal(_Strict):
+    """What counts as a conversion for a campaign, and for how long after each touch (days).
+
+    Last touch wins in the order click > open > delivery: a conversion within ``click_days`` of a human
+    click is credited to that click's message, else within ``open_days`` of a human open, else within
+    ``delivery_days`` of a delivery (channels without clicks or opens: SMS without links, voice)."""
+
+    event: str = Field(default="Order Completed", min_length=1, max_length=200)
+    where: dict[str, GoalValue] = Field(default_factory=dict, max_length=20)  # property equals value
+    click_days: float = Field(default=5, gt=0, le=90)
+    open_days: float = Field(default=1, gt=0, le=90)
+    delivery_days: float = Field(default=1, gt=0, le=90)
 
 
 class Sender(_Strict):
@@ -107,6 +137,8 @@ class CampaignSettings(_Strict):
     error_rate_pause: float = Field(default=0.25, gt=0, le=1)
     error_window: int = Field(default=200, ge=20, le=10_000)
     sender: Sender = Field(default_factory=Sender)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    goal: ConversionGoal = Field(default_factory=ConversionGoal)
     # Webhook campaigns: the endpoint for this campaign (else the workspace's CLARION_WEBHOOK_URL). Its
     # address is checked again when each message is sent (channels.webhook), so a DNS change cannot
     # point it inside the network.

@@ -16,6 +16,9 @@ from typing import Any
 from ..config import Settings
 from ..content.context import RenderContext
 from ..content.render import RenderedMessage, RenderSettings, render
+from .link_tracking import LinkTracker, TrackingOptions
+
+NO_TRACKING = TrackingOptions(links=False, opens=False)
 
 
 def idempotency_key(secret: str, campaign_id: int, step: str, contact_id: int | None, channel: str) -> str:
@@ -43,6 +46,17 @@ class PartComposer:
                                 data=item.row.data or {})
         return render(campaign.template, context, self.render_settings, channels=(part or self.part,))
 
+    def tracker(self, campaign: Any, item: Any) -> LinkTracker:
+        return link_tracker(self.settings, campaign, item)
+
     def ids(self, campaign: Any, row: Any) -> MessageIds:
         key = idempotency_key(self.settings.link_secret, campaign.id, row.step, row.contact_id, campaign.channel)
         return MessageIds(f"{row.id}.{key[:20]}", key)
+
+
+def link_tracker(settings: Settings, campaign: Any, item: Any) -> LinkTracker:
+    """The message's link tracker; its links reach the ``sent`` checkpoint through ``item.links``."""
+    tracker = LinkTracker(settings.link_secret, settings.public_url, item.row.id or 0,
+                          getattr(campaign, "tracking", NO_TRACKING))
+    item.links = tracker.links
+    return tracker

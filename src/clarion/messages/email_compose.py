@@ -18,7 +18,7 @@ from ..content.context import RenderContext
 from ..content.errors import RenderError
 from ..content.render import RenderSettings, render
 from ..tracking.links import UnsubscribeTarget, sign_unsubscribe, unsubscribe_url
-from .compose import idempotency_key
+from .compose import idempotency_key, link_tracker
 from .dkim_signing import DkimSigner
 from .email_message import EmailSpec, build_email
 
@@ -46,10 +46,13 @@ class EmailComposer:
         email = render(campaign.template, context, self.render_settings, channels=("email",)).email
         if email is None:
             raise RenderError("email", "the template has no email content")
+        tracker = link_tracker(self.settings, campaign, item)
+        html = tracker.finish_html(tracker.html(email.html)) if email.html else None
+        text = tracker.text(email.text or "")
         spec = EmailSpec(
             from_name=sender.from_name or self.settings.email_from_name, from_address=from_address,
-            to_address=item.address, to_name=_full_name(profile), subject=email.subject, text=email.text or "",
-            html=email.html, message_id=message_id, date=now, reply_to=sender.reply_to,
+            to_address=item.address, to_name=_full_name(profile), subject=email.subject, text=text,
+            html=html, message_id=message_id, date=now, reply_to=sender.reply_to,
             # RFC 8058 one-click needs https: on an http:// install (development) List-Unsubscribe carries only
             # the mailto, when one is configured, and there is no one-click URL.
             list_unsubscribe_url=url if campaign.marketing and url.startswith("https://") else None,

@@ -24,7 +24,8 @@ class InAppComposer(PartComposer):
             raise RenderError("inapp", "the template has no in-app message")
         if not content.title.strip() and not content.body.strip():
             raise RenderError("inapp.body", "the title and the body both render empty")
-        ids = self.ids(campaign, row)
+        ids, tracker = self.ids(campaign, row), self.tracker(campaign, item)
         return OutboundInApp(contact_id=row.contact_id, title=content.title, body=content.body,
                              message_id=ids.message_id, idempotency_key=ids.idempotency_key,
-                             url=content.url or None, image=content.image or None, data=dict(row.data or {}))
+                             url=tracker.url(content.url or None), image=content.image or None,
+                             data=dict(row.data or {}))

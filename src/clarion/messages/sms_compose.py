@@ -22,7 +22,9 @@ class SmsComposer(PartComposer):
         sms = self.render_part(campaign, item, now).sms
         if sms is None or not sms.text.strip():
             raise RenderError("sms.text", "the template has no SMS text")
-        text = with_opt_out_hint(sms.text, self.settings.sms_opt_out_hint) if campaign.marketing else sms.text
+        # Links are rewritten before anything counts the text: the GSM-7/UCS-2 segments are the tracked text's.
+        text = self.tracker(campaign, item).text(sms.text)
+        text = with_opt_out_hint(text, self.settings.sms_opt_out_hint) if campaign.marketing else text
         ids = self.ids(campaign, item.row)
         return OutboundSms(to=item.address, body=text, message_id=ids.message_id, idempotency_key=ids.idempotency_key,
                            sender=self.settings.sms_from or None)

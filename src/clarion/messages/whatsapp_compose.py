@@ -33,7 +33,7 @@ class WhatsAppComposer(PartComposer):
         message = {"to": item.address, "message_id": ids.message_id, "idempotency_key": ids.idempotency_key}
         text = (content.text or "").strip()
         if text and in_session(item.last_inbound_at, now):
-            return OutboundWhatsApp(**message, text=content.text)
+            return OutboundWhatsApp(**message, text=self.tracker(campaign, item).text(content.text))
         if content.template:
             return OutboundWhatsApp(**message, template=content.template, language=content.language,
                                     parameters=tuple(content.parameters))

@@ -67,6 +67,7 @@ class Leased:
     address: str
     targets: tuple = ()  # push channels: the contact's live devices (channels.base.PushTarget)
     last_inbound_at: datetime | None = None  # WhatsApp: the contact's last message to us
+    links: list = field(default_factory=list)  # the composed message's tracked links (messages.link_tracking)
 
 
 @dataclass

@@ -5,7 +5,7 @@ Loading parses the stored JSON once per campaign version (``updated_at``), not o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from ..delivery.facts import LONGEST_CAP_WINDOW, BatchScope
 from ..delivery.policies import CampaignRules
 from ..domain.campaigns import VOICE_QUIET_HOURS, WHATSAPP_SESSION, CampaignSettings, DeliveryDefaults
 from ..domain.rules import Rule
+from ..messages.link_tracking import TrackingOptions
 from ..segments.compiler import CompileContext
 from ..segments.rule_json import rule_from_json
 from ..services.segments import SegmentService
@@ -38,6 +39,7 @@ class LoadedCampaign:
     rules: CampaignRules
     eligibility: Rule | None
     scope: BatchScope
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
 
     @property
     def render_view(self) -> dict[str, Any]:
@@ -67,7 +69,16 @@ def load_campaign(conn: Connection, campaign_id: int, defaults: DeliveryDefaults
     return LoadedCampaign(id=row.id, name=row.name, kind=row.kind, channel=row.channel, topic=row.topic,
                           marketing=row.marketing, version=version or row.updated_at,
                           template=template, settings=options, rules=rules,
-                          eligibility=eligibility, scope=scope)
+                          eligibility=eligibility, scope=scope, tracking=tracking_options(row, options, defaults))
+
+
+def tracking_options(row: Any, options: CampaignSettings, defaults: DeliveryDefaults) -> TrackingOptions:
+    """The campaign's tracking settings with the workspace's defaults filled in."""
+    tracking = options.tracking
+    utm = {"utm_source": tracking.utm_source, "utm_medium": row.channel,
+           "utm_campaign": tracking.utm_campaign or row.name} if tracking.utm else {}
+    return TrackingOptions(links=defaults.track_links if tracking.links is None else tracking.links,
+                           opens=defaults.track_opens if tracking.opens is None else tracking.opens, utm=utm)
 
 
 def eligibility_context(conn: Connection, settings: Settings, campaign: LoadedCampaign,

@@ -3,7 +3,8 @@
 =================  =================================================================================
 channel outcome    the delivery becomes
 =================  =================================================================================
-sent               ``sent`` (an engagement ``received`` is recorded for segments)
+sent               ``sent`` (an engagement ``received`` is recorded for segments, and the message's tracked
+                   links are stored for the redirect: messages.link_tracking)
 retry              ``deferred`` until now + backoff (full jitter, at least the provider's Retry-After);
                    ``failed``/``max_attempts`` once the campaign's attempts are used up
 bad_address        ``failed``/``bad_address``; the address goes on the suppression list (hard_bounce)
@@ -34,7 +35,7 @@ from ..domain.consent import Channel, ConsentStatus, SuppressionReason
 from ..domain.sending_time import retry_delay
 from ..services import devices, inbox
 from ..services.consent import ConsentService
-from ..store.schema_delivery import campaigns
+from ..store.schema_delivery import campaigns, tracked_links
 from ..store.schema_scores import engagements
 
 TWILIO_OPTED_OUT = "21610"  # Twilio: "Attempt to send to unsubscribed recipient"
@@ -61,7 +62,7 @@ class Checkpoint:
         self.consent = ConsentService(settings.hash_salt)
 
     def apply(self, conn: Connection, campaign: Any, outcomes: list[SendOutcome], now: datetime) -> dict[str, int]:
-        changes, entries, received, released, stored = [], [], [], [], []
+        changes, entries, received, released, stored, links = [], [], [], [], [], []
         summary: dict[str, int] = {}
         for outcome in outcomes:
             row = outcome.item.row
@@ -77,14 +78,19 @@ class Checkpoint:
             if kind == "sent" and campaign.channel == "inapp":
                 stored.append((row.id, outcome.message))
             if kind == "sent":
-                received.append({"contact_id": row.contact_id, "campaign_id": campaign.id,
-                                 "channel": campaign.channel, "action": "received", "occurred_at": now})
+                received.append({"contact_id": row.contact_id, "campaign_id": campaign.id, "delivery_id": row.id,
+                                 "step": row.step, "channel": campaign.channel, "action": "received",
+                                 "occurred_at": now})
+                links.extend({"delivery_id": row.id, "position": link.position, "url": link.url, "name": link.name}
+                             for link in outcome.item.links)
         ledger.settle(conn, changes)
         ledger.release(conn, released, now)
         ledger.write_log(conn, entries, now, self.worker_id)
         inbox.deliver(conn, stored, campaign_id=campaign.id, now=now, keep_for=INBOX_KEEPS)
         if received:
             conn.execute(engagements.insert(), received)
+        if links:  # a delivery is checkpointed as sent once: its links are new
+            conn.execute(tracked_links.insert(), links)
         return summary
 
     def _one(self, conn: Connection, campaign: Any, outcome: SendOutcome, now: datetime):

@@ -16,7 +16,8 @@ NULL (``events.contact_id`` and ``engagements.contact_id`` are NOT NULL) and the
   number; only contacts with at least one such event can match (``sum(...) < 10`` leaves out those who never
   ordered: write ``not sum(...) >= 10`` to include them).
 - ``received/opened/clicked/converted(campaign = C) op N times within D days`` count ``engagements``
-  exactly like ``performed``.
+  exactly like ``performed``: human engagement only (tracking.classify); machine opens and clicks (mail
+  privacy proxies, link scanners) never make a contact "engaged".
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def engaged(node: Engaged, clock: Clock) -> ColumnElement:
 
 
 def engagement_conditions(node: Engaged, clock: Clock) -> list[ColumnElement]:
-    conditions = [engagements.c.action == node.action]
+    conditions = [engagements.c.action == node.action, engagements.c.machine.is_(False)]
     if node.campaign is not None:
         conditions.append(engagements.c.campaign_id == node.campaign)
     if node.within_days:

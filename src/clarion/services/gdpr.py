@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from ..domain.consent import SuppressionReason
 from ..store.schema import consent_ledger, contacts, devices, erasure_tombstones, events, identities, suppressions
-from ..store.schema_delivery import deliveries, delivery_log
+from ..store.schema_delivery import deliveries, delivery_log, tracked_links
+from ..store.schema_scores import engagements
 from ..store.sql import insert_for
 from .clock import utcnow
 from .consent import ConsentService
@@ -42,6 +43,11 @@ class GdprService:
             "consent_ledger": self.consent.ledger(conn, contact_id),
             "events": _rows(conn, select(events).where(events.c.contact_id == contact_id)
                             .order_by(events.c.occurred_at, events.c.id)),
+            "engagements": _rows(conn, select(engagements).where(engagements.c.contact_id == contact_id)
+                                 .order_by(engagements.c.occurred_at, engagements.c.id)),
+            "tracked_links": _rows(conn, select(tracked_links).join(
+                deliveries, deliveries.c.id == tracked_links.c.delivery_id).where(deliveries.c.contact_id == contact_id)
+                .order_by(tracked_links.c.delivery_id, tracked_links.c.position)),
         }
 
     def erase(self, conn: Connection, contact_id: int) -> dict[str, int]:
@@ -86,6 +92,9 @@ def _strip_deliveries(conn: Connection, contact_id: int) -> None:
     mine = select(deliveries.c.id).where(deliveries.c.contact_id == contact_id)
     conn.execute(update(delivery_log).where(delivery_log.c.delivery_id.in_(mine)).values(detail=None))
     conn.execute(update(deliveries).where(deliveries.c.contact_id == contact_id).values(detail=None))
+    # Tracked URLs may carry the person (a personalised link): they go, and the links answer 404 from now on.
+    # The engagements go with the contact (ON DELETE CASCADE).
+    conn.execute(delete(tracked_links).where(tracked_links.c.delivery_id.in_(mine)))
 
 
 def _rows(conn: Connection, stmt) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from ..domain.errors import FieldError, NotFound
 from ..store.schema import contacts
 from ..store.schema_delivery import inbox_messages
 from ..store.sql import insert_for
+from ..tracking.engagements import record_open_once, touch_of
 
 MAX_PAGE = 200  # messages per request
 _FIELDS = ("id", "campaign_id", "title", "body", "url", "image", "data", "created_at", "read_at", "expires_at")
@@ -63,7 +64,7 @@ def mark_read(conn: Connection, contact_id: int, ids: list[int] | None, now: dat
     learns its list is stale, and another contact's ids are not told apart from ids that do not exist."""
     _contact(conn, contact_id)
     m = inbox_messages.c
-    statement = update(inbox_messages).where(m.contact_id == contact_id, m.read_at.is_(None))
+    unread = [m.contact_id == contact_id, m.read_at.is_(None)]
     if ids is not None:
         if len(ids) > MAX_PAGE:
             raise FieldError("ids", f"at most {MAX_PAGE} ids at a time")
@@ -71,8 +72,14 @@ def mark_read(conn: Connection, contact_id: int, ids: list[int] | None, now: dat
         mine = set(conn.execute(select(m.id).where(m.contact_id == contact_id, m.id.in_(wanted))).scalars())
         if wanted - mine:
             raise NotFound("inbox message", min(wanted - mine))
-        statement = statement.where(m.id.in_(wanted))
-    return conn.execute(statement.values(read_at=now)).rowcount
+        unread.append(m.id.in_(wanted))
+    read = [d for d in conn.execute(select(m.delivery_id).where(*unread)).scalars() if d is not None]
+    changed = conn.execute(update(inbox_messages).where(*unread).values(read_at=now)).rowcount
+    for delivery_id in read:  # reading an inbox message is its open
+        touch = touch_of(conn, delivery_id)
+        if touch is not None:
+            record_open_once(conn, touch, now, "inbox_read", "app")
+    return changed
 
 
 def remove(conn: Connection, contact_id: int, message_id: int) -> None:

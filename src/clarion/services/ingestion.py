@@ -18,6 +18,7 @@ from .contacts import ContactService
 from .events import EventService, IngestResult
 from .identity import Identifiers, owners_of_many, settled_owner
 from .identity_bulk import create_contacts, erased_pairs
+from .response import APP_OPEN_EVENTS, ResponseService
 
 
 @dataclass
@@ -66,7 +67,17 @@ class IngestionService:
         for call in calls:
             items.append(EventInput(call.event, call.message_id, call.occurred_at, call.received_at,
                                     dict(call.properties), resolved[call.ids]))
-        return self.events.ingest(conn, items)
+        result = self.events.ingest(conn, items)
+        self._app_opens(conn, items)
+        return result
+
+    def _app_opens(self, conn: Connection, items: Sequence[EventInput]) -> None:
+        """A tapped notification ("Notification Opened", "Push Opened") is the open of the delivery it names."""
+        opens = [item for item in items if item.name in APP_OPEN_EVENTS and item.contact_id is not None]
+        if opens:
+            response = ResponseService(self.settings)
+            for item in opens:
+                response.app_open(conn, item.contact_id, item.properties, item.occurred_at)
 
     def _create_new_senders(self, conn: Connection, distinct: Sequence[Identifiers],
                             known: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:

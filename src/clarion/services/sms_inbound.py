@@ -18,8 +18,10 @@ from ..channels.voice_twilio import BAD_ADDRESS_CODES as INVALID_CALL_NUMBER_COD
 from ..delivery import ledger
 from ..domain.consent import Channel, ConsentStatus, SuppressionReason
 from ..store.schema import identities
+from ..tracking.engagements import touch_from_row
 from .clock import utcnow
 from .consent import ConsentService
+from .response import ResponseService
 
 # Twilio delivery errors that mean the number cannot receive texts (https://www.twilio.com/docs/api/errors):
 # 30003 unreachable handset, 30005 unknown destination, 30006 landline or unreachable carrier.
@@ -49,6 +51,8 @@ def delivery_receipt(conn: Connection, consent: ConsentService, message_id: str,
                                             params.get("MessageSid"), "delivery receipt")], utcnow(), "twilio")
     if status in ("undelivered", "failed") and code in DEAD_NUMBER_CODES and params.get("To"):
         consent.suppress(conn, "phone", params["To"], SuppressionReason.HARD_BOUNCE, note=f"Twilio {code}")
+    # Twilio's "delivered" (and "read", for WhatsApp through Twilio) become engagements for the reports.
+    ResponseService.receipt(conn, touch_from_row(row), status, utcnow())
     return True
 
 

@@ -37,11 +37,13 @@ from ..domain.consent import Channel, ConsentStatus
 from ..domain.errors import ClarionError
 from ..domain.events import WHATSAPP_MESSAGE_RECEIVED, EventInput
 from ..store.schema_delivery import deliveries
+from ..tracking.engagements import touch_from_row
 from .clock import utcnow
 from .consent import ConsentService
 from .contacts import ContactService
 from .events import EventService
 from .identity import Identifiers
+from .response import ResponseService
 
 KEYWORD_SOURCE = "whatsapp_keyword"  # the consent ledger's source for a STOP/START text
 PROVIDER_SOURCE = "whatsapp_provider"  # ... and for Meta's 131050 (the checkpoint records a sync 131050 so too)
@@ -121,6 +123,9 @@ class WhatsAppInbound:
         ledger.write_log(conn, [ledger.LogEntry(row.id, row.campaign_id, row.attempts, state, None, code,
                                                 wamid or None, detail)], utcnow(), "whatsapp")
         summary.statuses += 1
+        if state in ("delivered", "read"):  # engagements for the reports; "read" is the message's open
+            at = min(_unix_time(status.get("timestamp")) or utcnow(), utcnow())
+            ResponseService.receipt(conn, touch_from_row(row), state, at)
         if state == "failed" and code == WHATSAPP_STOPPED_MARKETING and row.contact_id is not None:
             at = min(_unix_time(status.get("timestamp")) or utcnow(), utcnow())
             self.consent.record(conn, row.contact_id, Channel.WHATSAPP, ConsentStatus.OPTED_OUT,

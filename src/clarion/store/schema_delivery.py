@@ -170,3 +170,16 @@ inbox_messages = Table(
     Column("expires_at", UtcDateTime),
     Index(None, "contact_id", "created_at"),
 )
+
+
+# The links of each sent message, written with the delivery's ``sent`` checkpoint. A click's token names
+# (delivery, position) and is signed, and the redirect goes only to the URL stored here.
+tracked_links = Table(
+    "tracked_links",
+    metadata,
+    Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("url", Text, nullable=False),  # with the campaign's UTM parameters
+    Column("name", String(100), nullable=False),  # utm_content: data-clarion-name, the link text, or link-N
+    PrimaryKeyConstraint("delivery_id", "position"),
+)

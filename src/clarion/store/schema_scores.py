@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Column, Float, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    false,
+)
 
 from .schema import _contact_fk, metadata
 from .types import Id, Json, UtcDateTime
@@ -109,7 +121,12 @@ workspace_settings = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
-# Engagement with our messages. Written by delivery and tracking (later issues); segments read it.
+# What recipients did with our messages, one row per engagement (tracking.engagements writes it; segments,
+# reports and attribution read it). ``machine`` rows (mail privacy proxies, link scanners, HEAD requests)
+# are kept beside the human ones with the rule that caught them in ``reason``; everything downstream
+# counts human rows unless asked otherwise.
+ENGAGEMENT_ACTIONS = ("received", "delivered", "opened", "clicked", "converted", "bounced", "complained",
+                      "unsubscribed")
 engagements = Table(
     "engagements",
     metadata,
@@ -119,9 +136,22 @@ engagements = Table(
     Column("channel", String(16), nullable=False),
     Column("action", String(16), nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
-    CheckConstraint("action IN ('received', 'opened', 'clicked', 'converted')", name="action"),
+    # The delivery (send ledger row) it answers; NULL for engagement written before tracking existed.
+    Column("delivery_id", Id),
+    Column("step", String(120)),
+    Column("link", Integer),  # clicks: the link's position in the message (tracked_links.position)
+    Column("machine", Boolean, nullable=False, default=False, server_default=false()),
+    # Why a row is machine (tracking.classify), or where an open came from (pixel, click, app, receipt).
+    Column("reason", String(40)),
+    Column("agent", String(16)),  # the user agent's class: browser, mobile, email_client, proxy, bot ...
+    Column("ip_prefix", String(48)),  # the client's network, never its address: IPv4 /24, IPv6 /48
+    # Conversions: the goal event credited (once: unique) and its revenue in the workspace currency.
+    Column("event_id", Id, unique=True),
+    Column("revenue", Float),
+    CheckConstraint(f"action IN {ENGAGEMENT_ACTIONS}", name="action"),
     Index(None, "contact_id", "action", "occurred_at"),
     Index(None, "campaign_id", "action"),
+    Index(None, "delivery_id", "action"),
 )
 
 # Incremental segment refresh finds the contacts whose profile changed since its last run.

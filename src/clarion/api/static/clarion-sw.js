@@ -41,14 +41,25 @@ self.addEventListener("push", function (event) {
   event.waitUntil(Promise.all([shown, told]));
 });
 
+// A click is reported to Clarion as an open (the signed "clarion_open" URL of the push's data); the page
+// is opened through its tracked link, which records the click.
+function reportOpen(data) {
+  var report = data && data.data && data.data.clarion_open;
+  if (!report) return Promise.resolve();
+  return fetch(report, { method: "GET", mode: "no-cors", credentials: "omit", cache: "no-store" })
+    .catch(function () {});  // offline: the open is lost, the click still opens the page
+}
+
 self.addEventListener("notificationclick", function (event) {
   event.notification.close();
-  var url = event.notification.data && event.notification.data.url;
-  if (!url) return;
-  event.waitUntil(self.clients.matchAll({ type: "window", includeUncontrolled: true }).then(function (windows) {
-    for (var i = 0; i < windows.length; i++) {
-      if (windows[i].url === url && "focus" in windows[i]) return windows[i].focus();
-    }
-    return self.clients.openWindow(url);
-  }));
+  var data = event.notification.data || {};
+  var url = data.url;
+  var opened = !url ? Promise.resolve() : self.clients.matchAll({ type: "window", includeUncontrolled: true })
+    .then(function (windows) {
+      for (var i = 0; i < windows.length; i++) {
+        if (windows[i].url === url && "focus" in windows[i]) return windows[i].focus();
+      }
+      return self.clients.openWindow(url);
+    });
+  event.waitUntil(Promise.all([opened, reportOpen(data)]));
 });
