@@ -87,6 +87,16 @@ class Settings(BaseSettings):
     twilio_auth_token: str = ""
     twilio_messaging_service_sid: str = ""
     twilio_base_url: str = "https://api.twilio.com"
+    # Amazon SES feedback through SNS (POST {public_url}/hooks/ses, docs/channels/ses.md): the SNS topic ARNs
+    # accepted, comma-separated; empty accepts any topic whose signature verifies.
+    ses_topic_arns: str = ""
+    # Tests only: route the SNS certificate fetch to a local peer (curl --resolve form "host:port:address")
+    # and trust its certificate authority. Empty in production.
+    ses_certificate_resolve: str = ""
+    ses_certificate_ca_file: str = ""
+    # SendGrid Event Webhook (POST {public_url}/hooks/sendgrid): the Verification Key SendGrid shows (base64 DER);
+    # empty: every request is refused.
+    sendgrid_webhook_public_key: str = ""
     # Ask Twilio for delivery receipts at {public_url}/hooks/twilio/sms/status (needs a public https URL).
     twilio_status_callbacks: bool = False
     sms_rate_per_second: float = 0.0

@@ -14,6 +14,7 @@ from . import (
     consent,
     contacts,
     devices,
+    esp_hooks,
     events,
     inbox,
     scores,
@@ -45,6 +46,8 @@ Errors are JSON: `{"error": <code>, "message": ..., ...}`; an invalid field answ
 `invalid_template` with every problem.
 * **/u/{token}** — the unsubscribe page and RFC 8058 one-click unsubscribe (signed links, no key).
 * **/c/{token}**, **/o/{token}** — tracked links (302 to the stored URL) and the email open pixel.
+* **/hooks/ses**, **/hooks/sendgrid** — ESP feedback (bounces, complaints, deliveries), authenticated by
+  signature only.
 
 The key (or contact token) is checked before a request's body is read, and every path has a body limit,
 counted as the body arrives: 500 KB on /v1, 2 MB on /api/templates, 256 KB elsewhere on /api, 16 KB on
@@ -63,7 +66,8 @@ def create_app(clarion: Clarion) -> FastAPI:
     install_error_handlers(app)
     for router in (segment.router, contacts.router, events.router, consent.router, segments.router,
                    scores.rfm_router, scores.predictions_router, scores.leads_router, campaigns.router,
-                   devices.router, unsubscribe.router, tracking.router, twilio_hooks.router, whatsapp_hooks.router):
+                   devices.router, unsubscribe.router, tracking.router, twilio_hooks.router, whatsapp_hooks.router,
+                   esp_hooks.router):
         app.include_router(router)
     app.include_router(inbox.router)
     app.include_router(webpush.router)

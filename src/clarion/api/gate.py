@@ -21,6 +21,8 @@ path                         limit      credentials checked by the gate
 ``/webpush/subscriptions``   16 KB      a contact token of scope ``webpush`` (a subscription is ~500 B)
 ``/hooks/twilio/...``        64 KB      none: the route checks Twilio's signature (a webhook is < 1 KB)
 ``/hooks/whatsapp``          3 MB       none: the route checks Meta's signature (Meta's own limit)
+``/hooks/ses``               1 MB       none: the route checks the SNS signature (an SNS message is <= 256 KB)
+``/hooks/sendgrid``          1 MB       none: the route checks SendGrid's ECDSA signature (batches reach 768 KB)
 anything else                16 KB      none (``/u/...`` one-click unsubscribe sends ~30 bytes)
 ===========================  =========  ================================================================
 
@@ -84,6 +86,8 @@ RULES = (
     Rule("/webpush", 16 * KB, cors=True),
     Rule("/hooks/twilio", MAX_FORM),
     Rule("/hooks/whatsapp", MAX_WHATSAPP),
+    Rule("/hooks/ses", MB),  # api.esp_hooks.MAX_SES_BODY
+    Rule("/hooks/sendgrid", MB),  # api.esp_hooks.MAX_SENDGRID_BODY
 )
 DEFAULT_RULE = Rule("/", 16 * KB)
 
