@@ -145,6 +145,15 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     webhook_concurrency: int = 8
     webhook_allow_private_urls: bool = False  # tests only: allow loopback and private addresses
+    # Events webhook ("Currents", docs/webhooks-out.md): every engagement, in signed batches, to this URL.
+    events_webhook_url: str = ""
+    events_webhook_secret: str = ""  # HMAC-SHA256 key of X-Clarion-Signature (t=...,v1=...); required with the URL
+    events_webhook_format: Literal["json", "jsonl"] = "json"
+    events_webhook_batch_size: int = Field(default=500, ge=1, le=10_000)  # engagements per request
+    events_webhook_max_attempts: int = Field(default=8, ge=1, le=50)  # then the batch is dead-lettered
+    # Full-jitter backoff: retry n waits up to base * 2**n seconds, capped (8 attempts: at most ~21 minutes).
+    events_webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    events_webhook_retry_cap_seconds: float = Field(default=1800.0, gt=0)
     # `clarion serve` runs a delivery worker in the same process (the SQLite set-up).
     serve_worker: bool = True
 

@@ -20,6 +20,7 @@ from . import (
     scores,
     segment,
     segments,
+    timeline,
     tracking,
     twilio_hooks,
     unsubscribe,
@@ -70,6 +71,7 @@ def create_app(clarion: Clarion) -> FastAPI:
                    esp_hooks.router):
         app.include_router(router)
     app.include_router(inbox.router)
+    app.include_router(timeline.router)
     app.include_router(webpush.router)
     app.add_middleware(RequestGate)  # credentials and body limits before any route reads a body
 

@@ -14,7 +14,20 @@ import gc
 
 import typer
 
-from . import admin, campaigns, consent, contacts, exports, imports, scores, segments, startup, webpush
+from . import (
+    admin,
+    campaigns,
+    consent,
+    contacts,
+    events_export,
+    exports,
+    imports,
+    scores,
+    segments,
+    startup,
+    timeline,
+    webpush,
+)
 from .output import ClarionGroup, State
 
 app = typer.Typer(cls=ClarionGroup, no_args_is_help=True, add_completion=False,
@@ -57,6 +70,8 @@ def main(
 app.add_typer(admin.db_app, name="db")
 app.add_typer(imports.import_app, name="import")
 app.add_typer(contacts.contacts_app, name="contacts")
+contacts.contacts_app.command("timeline")(timeline.timeline)
+contacts.events_app.add_typer(events_export.events)  # export, push, stream-status, dead-letters beside list
 app.add_typer(contacts.events_app, name="events")
 app.add_typer(consent.consent_app, name="consent")
 app.add_typer(consent.topics_app, name="topics")

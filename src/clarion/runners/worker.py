@@ -26,6 +26,7 @@ from ..services.campaigns import CampaignService
 from ..services.clock import utcnow
 from ..store.schema_delivery import campaigns
 from .channels import build_channels, close_channels
+from .currents import CurrentsPusher
 from .dispatch import Batch, ChannelBinding, Dispatcher
 from .outcomes import SendOutcome
 from .progress import CampaignProgress, ProgressTracker
@@ -52,6 +53,8 @@ class Worker:
         self.campaigns = CampaignService(app.settings, clock=clock)
         self.sent = 0
         self.progress = ProgressTracker(on_progress)
+        # The events webhook (docs/webhooks-out.md): None unless CLARION_EVENTS_WEBHOOK_URL is set.
+        self.currents = CurrentsPusher.from_settings(app.settings)
 
     async def run_once(self) -> int:
         """One cycle; returns how many deliveries it decided (sent, skipped, deferred or failed)."""
@@ -65,6 +68,8 @@ class Worker:
         for campaign_id in running:
             handled += await self._work_on(campaign_id)
             self.progress.report()
+        if self.currents is not None:  # a few batches of the engagement stream; its failures are logged
+            await self.currents.step(self.app)
         if handled == 0:
             with self.app.store.write() as conn:
                 self.campaigns.complete_finished(conn)
@@ -139,6 +144,8 @@ class Worker:
                 release_slots(conn, "smtp", self.worker_id)
         if self._own_channels:
             await close_channels(self.channels)
+        if self.currents is not None:
+            await self.currents.aclose()
 
 
 def run_in_thread(app: Clarion, stop: threading.Event) -> threading.Thread:

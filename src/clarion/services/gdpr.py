@@ -18,6 +18,7 @@ from ..store.schema import consent_ledger, contacts, devices, erasure_tombstones
 from ..store.schema_delivery import deliveries, delivery_log, tracked_links
 from ..store.schema_scores import engagements
 from ..store.sql import insert_for
+from . import currents
 from .clock import utcnow
 from .consent import ConsentService
 from .contacts import ContactService
@@ -65,6 +66,7 @@ class GdprService:
                     suppressions.c.address_hash == identity_hash(self.salt, kind, address)).values(
                     address=None, note=None))
         _strip_deliveries(conn, contact_id)
+        currents.forget_contact(conn, [contact_id])  # the event webhook's dead letters quote their engagements
         hashes = sorted({identity_hash(self.salt, kind, value) for kind, value in ids})
         if hashes:
             stmt = insert_for(conn, erasure_tombstones)

@@ -249,4 +249,4 @@ api_keys = Table(
 )
 
 # -- segments and scores (the tables of ``schema_scores`` register on the same metadata) -----
-from . import schema_delivery, schema_scores  # noqa: E402, F401  (imported for their side effect: the tables exist)
+from . import schema_delivery, schema_scores, schema_webhooks  # noqa: E402, F401  (imported for their side effect: the tables exist)
