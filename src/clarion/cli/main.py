@@ -16,9 +16,11 @@ import typer
 
 from . import (
     admin,
+    attribution,
     campaigns,
     consent,
     contacts,
+    currency,
     events_export,
     exports,
     imports,
@@ -87,6 +89,8 @@ app.add_typer(campaigns.campaigns_app, name="campaigns")
 app.add_typer(campaigns.deliveries_app, name="deliveries")
 app.add_typer(campaigns.delivery_app, name="delivery")
 app.add_typer(webpush.webpush_app, name="webpush")
+app.add_typer(currency.currency_app, name="currency")
+app.add_typer(attribution.attribution_app, name="attribution")
 app.command("worker")(campaigns.worker)
 app.command("stats")(admin.stats)
 app.command("serve")(admin.serve)

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from sqlalchemy import select
 
 from ..bootstrap import Clarion
 from ..delivery.throttle import claim_slots, release_slots
+from ..services.attribution import AttributionService
 from ..services.campaigns import CampaignService
 from ..services.clock import utcnow
 from ..store.schema_delivery import campaigns
@@ -34,6 +36,12 @@ from .progress import CampaignProgress, ProgressTracker
 log = logging.getLogger(__name__)
 SLOT_HOLD = timedelta(seconds=60)  # a dead worker's connection slots free up after this long
 BATCHES_PER_TURN = 8  # batches of one campaign per cycle before the next campaign's turn
+# Conversions are credited at most this often (seconds of real time, not the worker's clock, which tests
+# freeze): a pass with nothing new is one indexed query, so this only spaces out the passes that work.
+ATTRIBUTION_EVERY = 15.0
+# New goal events per pass: one chunk of the pass (services.attribution.CHUNK), so a late import's
+# catch-up is spread over cycles and never holds the write lock (SQLite) for long.
+ATTRIBUTION_LIMIT = 2_000
 
 
 def default_worker_id() -> str:
@@ -53,6 +61,8 @@ class Worker:
         self.campaigns = CampaignService(app.settings, clock=clock)
         self.sent = 0
         self.progress = ProgressTracker(on_progress)
+        self.attribution = AttributionService(app.settings)
+        self._attributed_at: float | None = None  # time.monotonic() of the last pass
         # The events webhook (docs/webhooks-out.md): None unless CLARION_EVENTS_WEBHOOK_URL is set.
         self.currents = CurrentsPusher.from_settings(app.settings)
 
@@ -73,7 +83,25 @@ class Worker:
         if handled == 0:
             with self.app.store.write() as conn:
                 self.campaigns.complete_finished(conn)
+        self._attribute()
         return handled
+
+    def _attribute(self) -> None:
+        """Credit the goal events that arrived since the last pass (services.attribution), every
+        ATTRIBUTION_EVERY seconds, or at once again while a catch-up has more. Its failure is logged and
+        does not stop the sending."""
+        now = time.monotonic()
+        if self._attributed_at is not None and now - self._attributed_at < ATTRIBUTION_EVERY:
+            return
+        self._attributed_at = now
+        try:
+            with self.app.store.write() as conn:
+                result = self.attribution.run(conn, limit=ATTRIBUTION_LIMIT)
+        except Exception:  # the mark did not move: the next pass retries the same events
+            log.exception("attribution pass failed")
+            return
+        if result["more"]:
+            self._attributed_at = None
 
     async def _work_on(self, campaign_id: int) -> int:
         """Up to BATCHES_PER_TURN batches of one campaign, pipelined: the next batch is leased and the

@@ -8,6 +8,7 @@ ledger stay).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -63,6 +64,18 @@ def record(conn: Connection, touch: Touch, action: str, at: datetime, **details:
         step=touch.step, channel=touch.channel, action=action, occurred_at=at,
         machine=bool(details.pop("machine", False)), **details))
     return True
+
+
+def record_many(conn: Connection, rows: Iterable[tuple[Touch, str, datetime, dict[str, Any]]]) -> int:
+    """Many rows in one executemany, each as :func:`record` writes it; erased contacts' are left out.
+    Every row's details must name the same keys."""
+    values = [{"contact_id": t.contact_id, "campaign_id": t.campaign_id, "delivery_id": t.delivery_id,
+               "step": t.step, "channel": t.channel, "action": action, "occurred_at": at,
+               "machine": bool(d.get("machine", False)), **{k: v for k, v in d.items() if k != "machine"}}
+              for t, action, at, d in rows if t.contact_id is not None]
+    if values:
+        conn.execute(engagements.insert(), values)
+    return len(values)
 
 
 def has_human(conn: Connection, delivery_id: int, action: str) -> bool:
