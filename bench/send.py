@@ -98,7 +98,7 @@ def pools(connections: int, workers: int) -> list[int]:
 
 
 # -- setup -------------------------------------------------------------------------------------------------
-def setup(url: str, workdir: Path, recipients: int) -> tuple[Clarion, int, float, float]:
+def setup(url: str, workdir: Path, recipients: int, tracking: bool = True) -> tuple[Clarion, int, float, float]:
     """A loaded store and a started campaign: (app, campaign id, load seconds, enqueue seconds)."""
     from clarion.services.campaigns import CampaignService
     from clarion.services.delivery_defaults import set_defaults
@@ -123,8 +123,10 @@ def setup(url: str, workdir: Path, recipients: int) -> tuple[Clarion, int, float
         set_defaults(conn, {"quiet_hours": {}})  # nothing deferred to the morning, whatever the hour
         TemplateService().save(conn, "bench-template", TEMPLATE)
         SegmentService(settings).create(conn, "everyone", "email exists")
+        # Tracking on (the default: every link rewritten, the pixel, link rows stored) or off (--no-tracking).
+        options = {"sender": SENDER, "tracking": {"links": tracking, "opens": tracking}}
         campaign = campaigns.create(conn, {"name": CAMPAIGN, "template": "bench-template", "segment": "everyone",
-                                           "settings": {"sender": SENDER}})
+                                           "settings": options})
     started = time.perf_counter()
     with app.store.write() as conn:
         campaigns.send(conn, CAMPAIGN)
@@ -435,7 +437,7 @@ def bench_store(store: str, args, sink_binary: str, raw: dict) -> dict:
     if store == "postgresql":
         url, drop = pg_database()
     try:
-        app, campaign_id, loaded, enqueue = setup(url, workdir, args.recipients)
+        app, campaign_id, loaded, enqueue = setup(url, workdir, args.recipients, args.tracking)
         print(f"\n{store}: {args.recipients:,} contacts loaded in {loaded:.1f} s, campaign enqueued in {enqueue:.1f} s",
               flush=True)
         base = settings_for(url, workdir, 0, 1, args.batch_size)
@@ -533,6 +535,8 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=None,
                         help="minutes: stop the workers then and report the rate so far (long RSS runs)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (SQLite file, logs)")
+    parser.add_argument("--no-tracking", dest="tracking", action="store_false",
+                        help="send without link rewriting and the open pixel (response tracking is on by default)")
     parser.add_argument("--profile", action="store_true",
                         help="after each store's run, one worker in-process under cProfile (top 25 functions)")
     args = parser.parse_args()

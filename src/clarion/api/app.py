@@ -17,6 +17,7 @@ from . import (
     esp_hooks,
     events,
     inbox,
+    reports,
     scores,
     segment,
     segments,
@@ -65,18 +66,21 @@ def create_app(clarion: Clarion) -> FastAPI:
     app.state.clarion = clarion
     app.state.key_toucher = KeyToucher()
     install_error_handlers(app)
+
+    # Routes are matched in order: the liveness probe first (clicks and opens never reach the router).
+    @app.get("/health", tags=["Health"], summary="Liveness probe (no authentication)")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
     for router in (segment.router, contacts.router, events.router, consent.router, segments.router,
                    scores.rfm_router, scores.predictions_router, scores.leads_router, campaigns.router,
-                   devices.router, unsubscribe.router, tracking.router, twilio_hooks.router, whatsapp_hooks.router,
-                   esp_hooks.router):
+                   devices.router, unsubscribe.router, twilio_hooks.router, whatsapp_hooks.router,
+                   esp_hooks.router, reports.router):
         app.include_router(router)
     app.include_router(inbox.router)
     app.include_router(timeline.router)
     app.include_router(webpush.router)
     app.add_middleware(RequestGate)  # credentials and body limits before any route reads a body
-
-    @app.get("/health", tags=["Health"], summary="Liveness probe (no authentication)")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    app.add_middleware(tracking.TrackingPaths, clarion=clarion)  # clicks and opens, before everything else
 
     return app

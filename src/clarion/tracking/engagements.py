@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from ..store.schema_delivery import deliveries
 from ..store.schema_scores import engagements
@@ -33,10 +33,15 @@ class Touch:
 
 _TOUCH_COLUMNS = (deliveries.c.id, deliveries.c.contact_id, deliveries.c.campaign_id, deliveries.c.step,
                   deliveries.c.channel, deliveries.c.sent_at)
+# Statements built once: a click or an open runs them per request, and building a statement costs more
+# than running it (bench/tracking.py).
+_TOUCH = select(*_TOUCH_COLUMNS).where(deliveries.c.id == bindparam("delivery_id"))
+_INSERT = engagements.insert()
+DETAILS = ("machine", "reason", "agent", "ip_prefix", "link", "revenue", "event_id")
 
 
 def touch_of(conn: Connection, delivery_id: int) -> Touch | None:
-    row = conn.execute(select(*_TOUCH_COLUMNS).where(deliveries.c.id == delivery_id)).first()
+    row = conn.execute(_TOUCH, {"delivery_id": delivery_id}).first()
     return Touch(*row) if row is not None else None
 
 
@@ -54,27 +59,31 @@ def touch_from_row(row: Any) -> Touch:
     return Touch(row.id, row.contact_id, row.campaign_id, row.step, row.channel, row.sent_at)
 
 
+def row_of(touch: Touch, action: str, at: datetime, details: dict[str, Any]) -> dict[str, Any]:
+    """The ``engagements`` row for ``touch``: every column named, so one prebuilt INSERT serves them all."""
+    unknown = set(details) - set(DETAILS)
+    if unknown:
+        raise TypeError(f"unknown engagement details {sorted(unknown)}")
+    return {"contact_id": touch.contact_id, "campaign_id": touch.campaign_id, "delivery_id": touch.delivery_id,
+            "step": touch.step, "channel": touch.channel, "action": action, "occurred_at": at,
+            **{key: details.get(key) for key in DETAILS}, "machine": bool(details.get("machine", False))}
+
+
 def record(conn: Connection, touch: Touch, action: str, at: datetime, **details: Any) -> bool:
     """One engagement row; ``details``: machine, reason, agent, ip_prefix, link, revenue, event_id.
     False when nothing was recorded (the contact was erased)."""
     if touch.contact_id is None:
         return False
-    conn.execute(engagements.insert().values(
-        contact_id=touch.contact_id, campaign_id=touch.campaign_id, delivery_id=touch.delivery_id,
-        step=touch.step, channel=touch.channel, action=action, occurred_at=at,
-        machine=bool(details.pop("machine", False)), **details))
+    conn.execute(_INSERT, row_of(touch, action, at, details))
     return True
 
 
 def record_many(conn: Connection, rows: Iterable[tuple[Touch, str, datetime, dict[str, Any]]]) -> int:
-    """Many rows in one executemany, each as :func:`record` writes it; erased contacts' are left out.
-    Every row's details must name the same keys."""
-    values = [{"contact_id": t.contact_id, "campaign_id": t.campaign_id, "delivery_id": t.delivery_id,
-               "step": t.step, "channel": t.channel, "action": action, "occurred_at": at,
-               "machine": bool(d.get("machine", False)), **{k: v for k, v in d.items() if k != "machine"}}
-              for t, action, at, d in rows if t.contact_id is not None]
+    """Many rows in one executemany, each as :func:`record` writes it; erased contacts' are left out."""
+    values = [row_of(touch, action, at, details) for touch, action, at, details in rows
+              if touch.contact_id is not None]
     if values:
-        conn.execute(engagements.insert(), values)
+        conn.execute(_INSERT, values)
     return len(values)
 
 
@@ -95,10 +104,3 @@ def record_open_once(conn: Connection, touch: Touch, at: datetime, reason: str, 
     if has_human(conn, touch.delivery_id, "opened"):
         return False
     return record(conn, touch, "opened", at, reason=reason, agent=agent)
-
-
-def clicks_of(conn: Connection, delivery_id: int) -> list[tuple[datetime, int]]:
-    """(time, link position) of a delivery's clicks so far, for the burst rule."""
-    return [(row.occurred_at, row.link) for row in conn.execute(
-        select(engagements.c.occurred_at, engagements.c.link).where(
-            engagements.c.delivery_id == delivery_id, engagements.c.action == "clicked"))]
