@@ -24,6 +24,7 @@ from . import (
     events_export,
     exports,
     imports,
+    reports,
     scores,
     segments,
     startup,
@@ -91,6 +92,7 @@ app.add_typer(campaigns.delivery_app, name="delivery")
 app.add_typer(webpush.webpush_app, name="webpush")
 app.add_typer(currency.currency_app, name="currency")
 app.add_typer(attribution.attribution_app, name="attribution")
+app.add_typer(reports.reports_app, name="reports")
 app.command("worker")(campaigns.worker)
 app.command("stats")(admin.stats)
 app.command("serve")(admin.serve)

@@ -15,6 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.create_index('ix_deliveries_campaign_report',
+                              ['campaign_id', 'status', 'contact_id', 'sent_at', 'finished_at', 'reason'], unique=False)
     op.create_table('tracked_links',
     sa.Column('delivery_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
@@ -34,6 +37,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
         batch_op.add_column(sa.Column('revenue', sa.Float(), nullable=True))
         batch_op.create_index(batch_op.f('ix_engagements_delivery_id_action'), ['delivery_id', 'action'], unique=False)
+        batch_op.drop_index(batch_op.f('ix_engagements_campaign_id_action'))
+        batch_op.create_index(batch_op.f('ix_engagements_campaign_id_action_machine_delivery_id_revenue'),
+                              ['campaign_id', 'action', 'machine', 'delivery_id', 'revenue'], unique=False)
         batch_op.create_unique_constraint(batch_op.f('uq_engagements_event_id'), ['event_id'])
         batch_op.drop_constraint(op.f('ck_engagements_action'), type_='check')
         batch_op.create_check_constraint(op.f('ck_engagements_action'), "action IN ('received', 'delivered', 'opened', 'clicked', 'converted', 'bounced', 'complained', 'unsubscribed')")
@@ -47,6 +53,8 @@ def downgrade() -> None:
         batch_op.create_check_constraint(op.f('ck_engagements_action'), "action IN ('received', 'opened', 'clicked', 'converted')")
         batch_op.drop_constraint(batch_op.f('uq_engagements_event_id'), type_='unique')
         batch_op.drop_index(batch_op.f('ix_engagements_delivery_id_action'))
+        batch_op.drop_index(batch_op.f('ix_engagements_campaign_id_action_machine_delivery_id_revenue'))
+        batch_op.create_index(batch_op.f('ix_engagements_campaign_id_action'), ['campaign_id', 'action'], unique=False)
         batch_op.drop_column('revenue')
         batch_op.drop_column('event_id')
         batch_op.drop_column('ip_prefix')
@@ -58,3 +66,5 @@ def downgrade() -> None:
         batch_op.drop_column('delivery_id')
 
     op.drop_table('tracked_links')
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_deliveries_campaign_report')
