@@ -6,8 +6,10 @@ One contact per CDNOW customer, with a synthetic but deterministic (seeded) prof
 country, birthday and either coordinates or just a country, so time zones are resolved from
 coordinates, single-zone countries or the default. Each gets email consent from the contacts file's
 consent columns (source ``import``, proof ``text_version``). Every purchase row becomes an
-``Order Completed`` event. Then a "we miss you" campaign goes to the At risk and Can't lose them
-customers through a local SMTP server (:mod:`.demo_campaign`).
+``Order Completed`` event. Then two campaigns go out through a local SMTP server, "We miss you" to the
+At risk and Can't lose them customers and "Picked for you" to the best ones (:mod:`.demo_campaign`), a
+seeded share of the recipients opens, clicks and buys through the served API (:mod:`.demo_response`), and
+the demo prints the campaign report, the lift against the holdout, and which template works better.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from rich.table import Table
 
 from .bootstrap import Clarion
 from .config import Settings
-from .demo_campaign import run_campaign, show_campaign
+from .demo_campaign import run_campaign, show_campaign, show_response
 from .domain.errors import ClarionError
 from .services import predictions, rfm, stats
 from .services.imports.importer import Importer, ImportOptions, ImportResult
@@ -114,7 +116,7 @@ def run(cdnow: Path, db: Path, limit: int | None = None, seed: int = 1997) -> di
                        "zones": stats.contacts_per_timezone(conn, 25), "database": str(db), **scores}
     finally:
         app.close()
-    summary["campaign"] = run_campaign(f"sqlite:///{db}", db.parent)
+    summary["campaign"] = run_campaign(f"sqlite:///{db}", db.parent, seed)
     return summary
 
 
@@ -189,6 +191,7 @@ def show(summary: dict, console: Console) -> None:
     console.print(zones)
     show_scores(summary, console)
     show_campaign(summary["campaign"], console)
+    show_response(summary["campaign"]["response"], console)
 
 
 def main(argv: list[str] | None = None) -> None:
