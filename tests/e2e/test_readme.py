@@ -109,6 +109,14 @@ class Walkthrough:
         if words[:2] == ["clarion", "serve"]:
             self._serve(command)
             return
+        self._shell(command)
+        if words[:3] == ["clarion", "db", "upgrade"]:
+            # Not in the README: the test runs at any hour, and quiet hours (21:00-08:00 in each contact's zone)
+            # would hold the US customers' messages until their morning. Off in this workspace only.
+            (self.root / "no-quiet-hours.json").write_text('{"quiet_hours": {}}', encoding="utf-8")
+            self._shell("clarion delivery set --file no-quiet-hours.json")
+
+    def _shell(self, command: str) -> None:
         done = subprocess.run(["bash", "-c", command], cwd=self.root, env=self.env, capture_output=True, text=True,
                               timeout=COMMAND_TIMEOUT)
         said = f"README command `{command}` exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

@@ -351,7 +351,9 @@ def send_campaign(app: Clarion, provider: Recording) -> None:
         SegmentService(app.settings).create(conn, "everyone", "email exists")
         TemplateService().save(conn, "autumn", TEMPLATE)
         campaigns = CampaignService(app.settings, clock=lambda: now)
-        campaigns.create(conn, {"name": "autumn", "template": "autumn", "segment": "everyone", "channel": "webpush"})
+        # The clock is real: quiet hours off, or the push waits for the morning when the test runs at night.
+        campaigns.create(conn, {"name": "autumn", "template": "autumn", "segment": "everyone", "channel": "webpush",
+                                "settings": {"quiet_hours": {}}})
         campaigns.send(conn, "autumn")
     fanout = PushFanout({"webpush": provider})
 
