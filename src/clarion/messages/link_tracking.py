@@ -144,29 +144,22 @@ class LinkTracker:
 
     def _anchor(self, match: re.Match[str]) -> str:
         attributes, inner = match.group(1), match.group(2)
-        if "data-clarion" not in attributes.lower():  # the common case: an href, no markers
-            href = _HREF.search(attributes)
-            if href is None:
-                return match.group(0)
-            raw = href.group(2) if href.group(2) is not None else href.group(3)
-            url = html_lib.unescape(raw) if "&" in raw else raw
-            tracked = self.url(url, _link_text(inner) or None) or url
-            return (f"<a{attributes[:href.start()]}{href.group(1)}\"{html_lib.escape(tracked)}\""
-                    f"{attributes[href.end():]}>{inner}</a>")
-        if _ATTR_NOTRACK.search(attributes):
-            attributes = _ATTR_NOTRACK.sub("", attributes)
-            return f"<a{self._unmark(attributes)}>{inner}</a>"
-        named = _ATTR_NAME.search(attributes)
-        name = html_lib.unescape(named.group(1) or named.group(2) or "") if named else _link_text(inner)
-        attributes = _ATTR_NAME.sub("", attributes)
-
-        def rewrite(href: re.Match[str]) -> str:
-            raw = href.group(2) if href.group(2) is not None else href.group(3)
-            url = html_lib.unescape(raw)
-            tracked = self.url(url, name or None)
-            return f'{href.group(1)}"{html_lib.escape(tracked or url)}"'
-
-        return f"<a{_HREF.sub(rewrite, attributes, count=1)}>{inner}</a>"
+        name = None
+        if "data-clarion" in attributes.lower():
+            if _ATTR_NOTRACK.search(attributes):
+                return f"<a{self._unmark(_ATTR_NOTRACK.sub('', attributes))}>{inner}</a>"
+            named = _ATTR_NAME.search(attributes)
+            if named:
+                name = html_lib.unescape(named.group(1) or named.group(2) or "")
+                attributes = attributes[:named.start()] + attributes[named.end():]
+        href = _HREF.search(attributes)
+        if href is None:
+            return f"<a{attributes}>{inner}</a>"
+        raw = href.group(2) if href.group(2) is not None else href.group(3)
+        url = html_lib.unescape(raw) if "&" in raw else raw
+        tracked = self.url(url, name or _link_text(inner) or None) or url
+        return (f"<a{attributes[:href.start()]}{href.group(1)}\"{html_lib.escape(tracked)}\""
+                f"{attributes[href.end():]}>{inner}</a>")
 
     @staticmethod
     def _unmark(attributes: str) -> str:
