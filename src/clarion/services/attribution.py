@@ -45,6 +45,7 @@ from ..store.schema_delivery import campaigns, deliveries
 from ..store.schema_scores import engagements, workspace_settings
 from ..store.sql import insert_for
 from ..store.types import Id, UtcDateTime
+from ..store.workspace import read_document, write_document
 from ..tracking import engagements as recorded
 from ..tracking.attribution import TOUCH_KINDS, CandidateTouch, Conversion, credit, longest_window
 from .clock import utcnow
@@ -278,14 +279,11 @@ def _lock_mark(conn: Connection) -> int:
     conn.execute(insert_for(conn, workspace_settings).values(
         key=SETTINGS_KEY, document={"event_mark": 0}, updated_at=utcnow()).on_conflict_do_nothing(
         index_elements=["key"]))
-    document = conn.execute(select(workspace_settings.c.document).where(workspace_settings.c.key == SETTINGS_KEY)
-                            .with_for_update()).scalar_one()
-    return _mark_of(document)
+    return _mark_of(read_document(conn, SETTINGS_KEY, lock=True))
 
 
 def _save_mark(conn: Connection, mark: int) -> None:
-    conn.execute(workspace_settings.update().where(workspace_settings.c.key == SETTINGS_KEY).values(
-        document={"event_mark": mark}, updated_at=utcnow()))
+    write_document(conn, SETTINGS_KEY, {"event_mark": mark}, utcnow())
 
 
 def _mark_of(document: Any) -> int:

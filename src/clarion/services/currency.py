@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from ..store.schema_scores import workspace_settings
-from ..store.sql import insert_for
+from ..store.workspace import read_document, write_document
 from .clock import utcnow
 from .delivery_defaults import parse_model
 
@@ -93,15 +92,12 @@ def _rate(code: Any, rate: Any) -> float:
 
 
 def get_currency(conn: Connection) -> CurrencySettings:
-    row = conn.execute(select(workspace_settings.c.document).where(workspace_settings.c.key == SETTINGS_KEY)).first()
-    return CurrencySettings() if row is None else CurrencySettings.model_validate(row.document)
+    document = read_document(conn, SETTINGS_KEY)
+    return CurrencySettings() if document is None else CurrencySettings.model_validate(document)
 
 
 def set_currency(conn: Connection, document: Any) -> CurrencySettings:
     """Replace the workspace currency and its rates; FieldError naming the first wrong value."""
     settings = parse_model(CurrencySettings, document)
-    statement = insert_for(conn, workspace_settings).values(
-        key=SETTINGS_KEY, document=settings.model_dump(mode="json"), updated_at=utcnow())
-    conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_={
-        "document": statement.excluded.document, "updated_at": statement.excluded.updated_at}))
+    write_document(conn, SETTINGS_KEY, settings.model_dump(mode="json"), utcnow())
     return settings

@@ -40,7 +40,7 @@ from ..domain.errors import NotFound
 from ..domain.sending_time import retry_delay
 from ..store.schema_scores import engagements, workspace_settings
 from ..store.schema_webhooks import webhook_dead_letters
-from ..store.sql import insert_for
+from ..store.workspace import read_document, write_document
 from .timeline import engagement_query, wire_item
 
 SETTINGS_KEY = "currents"
@@ -155,16 +155,12 @@ class Answer:
 # -- the cursor --------------------------------------------------------------------------------------
 
 def read_cursor(conn: Connection, *, lock: bool = False) -> Cursor:
-    query = select(workspace_settings.c.document).where(workspace_settings.c.key == SETTINGS_KEY)
-    row = conn.execute(query.with_for_update() if lock else query).first()
-    return Cursor() if row is None else Cursor.model_validate(row.document)
+    document = read_document(conn, SETTINGS_KEY, lock=lock)
+    return Cursor() if document is None else Cursor.model_validate(document)
 
 
 def write_cursor(conn: Connection, cursor: Cursor, now: datetime) -> None:
-    statement = insert_for(conn, workspace_settings).values(
-        key=SETTINGS_KEY, document=cursor.model_dump(mode="json"), updated_at=now)
-    conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_={
-        "document": statement.excluded.document, "updated_at": statement.excluded.updated_at}))
+    write_document(conn, SETTINGS_KEY, cursor.model_dump(mode="json"), now)
 
 
 def _lock_cursor(conn: Connection, now: datetime) -> Cursor:

@@ -10,15 +10,15 @@ from sqlalchemy import Connection, select
 from ..domain.campaigns import DeliveryDefaults
 from ..domain.errors import FieldError
 from ..store.schema_scores import workspace_settings
-from ..store.sql import insert_for
+from ..store.workspace import read_document, write_document
 from .clock import utcnow
 
 SETTINGS_KEY = "delivery"
 
 
 def get_defaults(conn: Connection) -> DeliveryDefaults:
-    row = conn.execute(select(workspace_settings.c.document).where(workspace_settings.c.key == SETTINGS_KEY)).first()
-    return DeliveryDefaults() if row is None else DeliveryDefaults.model_validate(row.document)
+    document = read_document(conn, SETTINGS_KEY)
+    return DeliveryDefaults() if document is None else DeliveryDefaults.model_validate(document)
 
 
 def defaults_version(conn: Connection) -> Any:
@@ -29,10 +29,7 @@ def defaults_version(conn: Connection) -> Any:
 
 def set_defaults(conn: Connection, document: Any) -> DeliveryDefaults:
     defaults = parse_model(DeliveryDefaults, document)
-    statement = insert_for(conn, workspace_settings).values(
-        key=SETTINGS_KEY, document=defaults.model_dump(mode="json"), updated_at=utcnow())
-    conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_={
-        "document": statement.excluded.document, "updated_at": statement.excluded.updated_at}))
+    write_document(conn, SETTINGS_KEY, defaults.model_dump(mode="json"), utcnow())
     return defaults
 
 

@@ -38,9 +38,10 @@ from ..segments.behaviour import event_conditions
 from ..segments.compiler import CompileContext, compile_rule
 from ..segments.rule_text import parse_rule
 from ..store.schema import events
-from ..store.schema_scores import contact_scores, workspace_settings
+from ..store.schema_scores import contact_scores
 from ..store.sql import insert_for, scratch_tables, tune_for_analytics
 from ..store.types import Id, UtcDateTime, days_since, least
+from ..store.workspace import read_document, write_document
 from .clock import utcnow
 
 SETTINGS_KEY = "lead_scoring"
@@ -125,9 +126,8 @@ def parse_config(document: Any) -> LeadScoring:
 class LeadScoreService:
     @staticmethod
     def config(conn: Connection) -> LeadScoring:
-        row = conn.execute(select(workspace_settings.c.document)
-                           .where(workspace_settings.c.key == SETTINGS_KEY)).first()
-        return LeadScoring() if row is None else LeadScoring.model_validate(row.document)
+        document = read_document(conn, SETTINGS_KEY)
+        return LeadScoring() if document is None else LeadScoring.model_validate(document)
 
     @staticmethod
     def set_config(conn: Connection, document: Any, context: CompileContext) -> LeadScoring:
@@ -138,11 +138,7 @@ class LeadScoreService:
                     compile_rule(parse_rule(item.rule), context)
                 except RuleError as exc:
                     raise FieldError(f"rules.{index}.rule", str(exc)) from None
-        statement = insert_for(conn, workspace_settings).values(
-            key=SETTINGS_KEY, document=config.model_dump(mode="json", exclude_none=True), updated_at=utcnow())
-        conn.execute(statement.on_conflict_do_update(
-            index_elements=["key"], set_={"document": statement.excluded.document,
-                                          "updated_at": statement.excluded.updated_at}))
+        write_document(conn, SETTINGS_KEY, config.model_dump(mode="json", exclude_none=True), utcnow())
         return config
 
     def compute(self, conn: Connection, context: CompileContext) -> LeadScoreResult:
